@@ -1,0 +1,89 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies flow one way: SyncCore ← SyncStorage ← SyncServer / SyncClient ← ClinicSyncCLI ← clinic-sync.
+let package = Package(
+    name: "ClinicSync",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "clinic-sync", targets: ["clinic-sync"]),
+        .library(name: "SyncCore", targets: ["SyncCore"]),
+        .library(name: "SyncClient", targets: ["SyncClient"]),
+        .library(name: "SyncServer", targets: ["SyncServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // zlib straight from the system: SyncCore stays free of NIO (see protocol/SPEC.md, "Compression").
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "SyncCore", dependencies: ["CZlib"]),
+        .target(
+            name: "SyncStorage",
+            dependencies: [
+                "SyncCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "SyncServer",
+            dependencies: [
+                "SyncCore", "SyncStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "SyncClient",
+            dependencies: [
+                "SyncCore", "SyncStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "ClinicSyncCLI",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .executableTarget(name: "clinic-sync", dependencies: ["ClinicSyncCLI"]),
+        .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
+        .testTarget(
+            name: "SyncServerTests",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SyncClientTests",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "ClinicSyncCLI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+// The module exists to expose zlib to Swift; see include/czlib.h.

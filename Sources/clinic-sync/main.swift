@@ -1,0 +1,3 @@
+import ClinicSyncCLI
+
+await ClinicSyncCommand.runMain()
