@@ -71,6 +71,7 @@ let package = Package(
             name: "SyncServerTests",
             dependencies: [
                 "SyncCore", "SyncStorage", "SyncServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,45 @@
+import Hummingbird
+import Logging
+import SyncCore
+
+/// Builds the sync server. Production (`clinic-sync serve`), the demo and the tests all use this.
+public func buildApplication<Store: ServerStore>(
+    _ configuration: ServerConfiguration, store: Store, metrics: ServerMetrics = ServerMetrics(), logger: Logger? = nil,
+    onServerRunning: (@Sendable (Int) async -> Void)? = nil
+) -> some ApplicationProtocol {
+    let logger = logger ?? Logger(label: configuration.serverName)
+    let router = Router(context: SyncRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    router.add(middleware: ErrorShieldMiddleware())
+    router.get("/healthz") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+    }
+    router.get("/metrics") { _, _ -> Response in
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+    SyncController(store: store, limits: configuration.limits, metrics: metrics).addRoutes(to: router)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName),
+        onServerRunning: { channel in
+            await onServerRunning?(channel.localAddress?.port ?? configuration.port)
+        },
+        logger: logger)
+}
+
+/// Turns any error that is not already an HTTP problem into a 500 that says nothing about its cause
+/// (SQLite messages can quote values), and logs its type for the operator.
+struct ErrorShieldMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPResponseError {
+            throw error
+        } catch {
+            context.logger.error("internal error", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            throw Problem(.internalServerError, "internal_error", "the server could not complete the request; it has been logged")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Hummingbird
+import SyncCore
+
+/// An `application/problem+json` error (RFC 9457) with a stable `code`. The detail never carries
+/// patient data or SQLite's own text.
+public struct Problem: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var detail: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+    }
+
+    struct Body: Codable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+        var code: String
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code)
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        let data = try JSONEncoder().encode(body)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension Problem {
+    init(_ error: FrameError) {
+        self.init(.badRequest, error.code.rawValue, error.description)
+    }
+
+    init(_ error: CompressionError) {
+        switch error.code {
+        case .compressedTooLarge, .inflatedTooLarge: self.init(.contentTooLarge, error.code.rawValue, error.detail)
+        case .ratioExceeded, .corrupt: self.init(.badRequest, error.code.rawValue, error.detail)
+        }
+    }
+
+    init(_ error: StoreError) {
+        let status: HTTPResponse.Status =
+            switch error.code {
+            case .invalidEnrollmentCode: .unauthorized
+            case .clockDrift, .invalidWrite: .unprocessableContent
+            case .tooManyChanges: .contentTooLarge
+            case .replicaMismatch: .forbidden
+            case .unknownBranch, .unknownDevice: .notFound
+            }
+        self.init(status, error.code.rawValue, error.detail)
+    }
+}

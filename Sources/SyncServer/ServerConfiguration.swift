@@ -1,0 +1,18 @@
+/// How to run the sync server.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on; loopback by default.
+    public var host: String
+    /// TCP port; 0 picks a free one.
+    public var port: Int
+    /// Bounds on what clients may send and ask for.
+    public var limits: SyncLimits
+    /// The name the server logs under.
+    public var serverName: String
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, limits: SyncLimits = SyncLimits(), serverName: String = "clinic-sync") {
+        self.host = host
+        self.port = port
+        self.limits = limits
+        self.serverName = serverName
+    }
+}

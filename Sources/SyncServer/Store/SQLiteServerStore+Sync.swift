@@ -1,0 +1,164 @@
+import Foundation
+import GRDB
+import SyncCore
+import SyncStorage
+
+extension SQLiteServerStore {
+    public func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome {
+        guard let replica = device.replica, replica == request.replica else {
+            throw StoreError(.replicaMismatch, "the frame's replica is not this device's")
+        }
+        guard request.changes.count <= limits.maxChangesPerPush else {
+            throw StoreError(.tooManyChanges, "\(request.changes.count) changes in one push; the limit is \(limits.maxChangesPerPush)")
+        }
+        // Invariant 2: refuse the whole push if any version is too far ahead; nothing from a clock
+        // that wrong can be ordered sensibly against everyone else's.
+        let wall = clock.milliseconds()
+        do {
+            try HybridLogicalClock.check(request.clock, wall: wall, maxDrift: limits.maxClockDriftMilliseconds)
+            for pushed in request.changes {
+                try HybridLogicalClock.check(pushed.change.version.hlc, wall: wall, maxDrift: limits.maxClockDriftMilliseconds)
+            }
+        } catch {
+            throw StoreError(.clockDrift, error.description)
+        }
+
+        var accepted = 0, conflicts = 0
+        var acknowledged = device.acknowledged
+        var rejected: [Rejection] = []
+        if !request.changes.isEmpty {
+            (acknowledged, rejected, accepted, conflicts) = try await writer.write { db in
+                try push(request, device: device, replica: replica, db: db)
+            }
+        } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - 60 {
+            try await writer.write { db in
+                try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Double(wall) / 1000, device.id])
+            }
+        }
+        var response = try await writer.read { db in
+            try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db)
+        }
+        response.acknowledged = acknowledged
+        response.rejected = rejected
+        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts)
+    }
+
+    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database)
+        throws -> (UInt64, [Rejection], Int, Int)
+    {
+        let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
+        var session = try WriteSession(db: db, store: self)
+        let fresh = request.changes.filter { $0.counter > stored }
+        let pending = PendingRows(fresh.map(\.change))
+        var toApply: [(Change, String?)] = []
+        var rejectedNow: [Rejection] = []
+        for pushed in fresh {
+            switch try authorize(pushed.change, device: device, pending: pending, session: session) {
+            case .failure(let refusal):
+                rejectedNow.append(Rejection(counter: pushed.counter, reason: refusal.reason))
+            case .success(let scope):
+                session.receive(pushed.change.version.hlc)
+                toApply.append((pushed.change, scope))
+            }
+        }
+        try session.apply(toApply, detectConflicts: true)
+        try session.finish()
+
+        // Rejections are kept until the client has moved past them, so a replayed push whose first
+        // answer was lost still reports them.
+        for rejection in rejectedNow {
+            try db.execute(sql: "INSERT OR REPLACE INTO sync_rejection (replica, counter, reason) VALUES (?, ?, ?)",
+                           arguments: [replica.databaseValue, Int64(rejection.counter), Int64(rejection.reason.rawValue)])
+        }
+        let counters = request.changes.map(\.counter)
+        try db.execute(sql: "DELETE FROM sync_rejection WHERE replica = ? AND counter < ?",
+                       arguments: [replica.databaseValue, Int64(counters.min()!)])
+        let rejected = try Row.fetchAll(db, sql: "SELECT counter, reason FROM sync_rejection WHERE replica = ? AND counter <= ? ORDER BY counter",
+                                        arguments: [replica.databaseValue, Int64(counters.max()!)]).compactMap { row in
+            RejectionReason(rawValue: UInt8(row["reason"] as Int64)).map { Rejection(counter: UInt64(row["counter"] as Int64), reason: $0) }
+        }
+        let acknowledged = max(stored, counters.max()!)
+        try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ? WHERE id = ?",
+                       arguments: [Int64(acknowledged), Double(clock.milliseconds()) / 1000, device.id])
+        return (acknowledged, rejected, toApply.count, session.conflictsRecorded)
+    }
+
+    /// Whether a device may apply a pushed change (invariant 7): the row's scope if so, the reason if not.
+    private func authorize(_ change: Change, device: Device, pending: PendingRows, session: WriteSession) throws -> Result<String, Refusal> {
+        let table = change.table
+        if table == .conflict { return .failure(Refusal(.immutable)) }
+        if device.role == .terminal && table != .enquiry && table != .enquiryNote { return .failure(Refusal(.forbidden)) }
+        if case .write(let column, let value, _) = change.operation, table.definition.problem(writing: value, to: column) != nil {
+            return .failure(Refusal(.invalid))
+        }
+        let key = RowKey(table, change.row)
+        guard let scope = try session.scope(of: key, pending: pending) else {
+            // A note whose enquiry is unknown or deleted is out of everyone's scope; an enquiry must name its branch.
+            return .failure(Refusal(table == .enquiryNote ? .outOfScope : .invalid))
+        }
+        if table == .enquiryNote {
+            // Notes are insert-only and are erased only with their enquiry.
+            guard case .write(let column, _, _) = change.operation else { return .failure(Refusal(.immutable)) }
+            if let existing = try session.version(of: key, column: column), existing != change.version { return .failure(Refusal(.immutable)) }
+        }
+        if device.role == .terminal {
+            if scope != device.branch { return .failure(Refusal(.outOfScope)) }
+            if case .write(let column, let value, _) = change.operation, column == table.definition.branchColumn, value.text != device.branch {
+                return .failure(Refusal(.outOfScope))
+            }
+        }
+        return .success(scope)
+    }
+
+    func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {
+        let limit = min(requested == 0 ? limits.defaultPageSize : Int(requested), limits.maxPageSize)
+        let scoped = device.role == .terminal
+        let sql = """
+            SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
+            WHERE seq > ? \(scoped ? "AND (scope = '' OR scope = ?)" : "") ORDER BY seq LIMIT ?
+            """
+        var arguments: StatementArguments = [Int64(cursor)]
+        if scoped { arguments += [device.branch] }
+        arguments += [limit + 1]
+        var changes: [PulledChange] = []
+        changes.reserveCapacity(min(limit, 4096))
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        var more = false
+        while let row = try rows.next() {
+            if changes.count == limit {
+                more = true
+                break
+            }
+            guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) else { continue }
+            let column: Int64 = row[3]
+            let value = Value.fromDatabaseValue(row[4]) ?? .null
+            let operation: Change.Operation =
+                column == 0
+                ? (value == .integer(2) ? .erase : .delete)
+                : .write(column: ColumnID(UInt8(truncatingIfNeeded: column)), value: value, baseSeq: 0)
+            changes.append(PulledChange(
+                seq: UInt64(row[0] as Int64),
+                change: Change(table: table, row: row[2], operation: operation,
+                               version: Version(hlc: HLC(databaseValue: row[5]), replica: ReplicaID(databaseValue: row[6])))))
+        }
+        let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
+        let next = more ? changes.last!.seq : max(cursor, lastSeq)
+        var exits: [ScopeExit] = []
+        if scoped && next > cursor {
+            exits = try Row.fetchAll(db, sql: "SELECT seq, tbl, row FROM sync_exit WHERE branch = ? AND seq > ? AND seq <= ? ORDER BY seq",
+                                     arguments: [device.branch, Int64(cursor), Int64(next)]).compactMap { row in
+                TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)).map { ScopeExit(seq: UInt64(row["seq"] as Int64), table: $0, row: row["row"]) }
+            }
+        }
+        let last = HLC(databaseValue: try SyncMeta.get("last_hlc", in: db) ?? 0)
+        let now = max(last, HLC(milliseconds: min(clock.milliseconds(), HLC.maxMilliseconds), counter: 0))
+        return SyncResponse(clock: now, acknowledged: 0, changes: changes, exits: exits, cursor: next, more: more)
+    }
+}
+
+
+/// A pushed change the server will not apply, and why.
+private struct Refusal: Error {
+    let reason: RejectionReason
+    init(_ reason: RejectionReason) { self.reason = reason }
+}

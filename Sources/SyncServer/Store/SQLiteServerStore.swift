@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import SyncCore
+import SyncStorage
+
+/// The embedded default store: one SQLite file (WAL, `synchronous=FULL`) through GRDB.
+///
+/// Every invariant is kept inside one `write {}`: a push's changes, their seqs, conflict records and
+/// the replica's counter commit together or not at all.
+public struct SQLiteServerStore: ServerStore {
+    let writer: any DatabaseWriter
+    let clock: any WallClock
+    let applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
+
+    /// The file name inside the data folder.
+    public static let fileName = "server.sqlite"
+
+    /// Opens (creating and migrating if needed) `server.sqlite` in `directory`.
+    public init(directory: String, clock: any WallClock = SystemWallClock()) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock)
+    }
+
+    /// Uses an open database (tests and the simulator pass an in-memory queue).
+    public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock()) throws {
+        self.writer = writer
+        self.clock = clock
+        try Self.migrator.migrate(writer)
+        try writer.write { db in
+            if try SyncMeta.get("server_replica", in: db) as Int64? == nil {
+                var generator = SystemRandomNumberGenerator()
+                try SyncMeta.set("server_replica", ReplicaID.random(using: &generator).databaseValue, in: db)
+            }
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        SharedSchema.register(in: &migrator)
+        migrator.registerMigration("v1-server") { db in
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX sync_cell_seq ON sync_cell(seq);
+                -- Rows that left a branch (an enquiry moved): that branch's terminals purge them.
+                CREATE TABLE sync_exit (
+                    seq INTEGER PRIMARY KEY,
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    branch TEXT NOT NULL
+                );
+                CREATE INDEX sync_exit_branch ON sync_exit(branch, seq);
+                -- Refused pushed changes, kept until the replica's pushes move past them.
+                CREATE TABLE sync_rejection (
+                    replica INTEGER NOT NULL,
+                    counter INTEGER NOT NULL,
+                    reason INTEGER NOT NULL,
+                    PRIMARY KEY (replica, counter)
+                ) WITHOUT ROWID;
+                CREATE TABLE device (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    branch TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    replica INTEGER UNIQUE,
+                    token_hash TEXT UNIQUE,
+                    created_at REAL NOT NULL,
+                    enrolled_at REAL,
+                    revoked_at REAL,
+                    last_seen_at REAL,
+                    acknowledged INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE enrollment_code (
+                    code_hash TEXT PRIMARY KEY NOT NULL,
+                    device_id TEXT NOT NULL REFERENCES device(id),
+                    expires_at REAL NOT NULL,
+                    used_at REAL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Devices
+
+    public func device(tokenHash: String) async throws -> Device? {
+        try await writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM device WHERE token_hash = ?", arguments: [tokenHash]).map(Self.device(from:))
+        }
+    }
+
+    public func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC) {
+        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+        return try await writer.write { db in
+            guard let code = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_code WHERE code_hash = ?", arguments: [codeHash]),
+                  code["used_at"] as Double? == nil,
+                  (code["expires_at"] as Double) > now.timeIntervalSince1970,
+                  let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ? AND revoked_at IS NULL", arguments: [code["device_id"] as String])
+            else {
+                // One answer for unknown, used and expired codes, so codes cannot be probed.
+                throw StoreError(.invalidEnrollmentCode, "the enrollment code is unknown, used or expired")
+            }
+            var device = Self.device(from: row)
+            var generator = SystemRandomNumberGenerator()
+            var replica = ReplicaID.random(using: &generator)
+            while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
+                || replica == (try Self.serverReplica(db))
+            {
+                replica = ReplicaID.random(using: &generator)
+            }
+            let name = deviceName.isEmpty ? device.name : deviceName
+            try db.execute(
+                sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
+                arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
+            try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
+            device.name = name
+            device.replica = replica
+            device.enrolledAt = now
+            var hlc = try Self.hybridClock(db)
+            let reading = hlc.tick(wall: clock.milliseconds())
+            try SyncMeta.set("last_hlc", reading.databaseValue, in: db)
+            return (device, reading)
+        }
+    }
+
+    public func addDevice(branch: String, name: String, role: DeviceRole, codeHash: String, codeExpiresAt: Date) async throws -> Device {
+        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+        return try await writer.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM branch WHERE id = ?", arguments: [branch]) != nil else {
+                throw StoreError(.unknownBranch, "no branch '\(branch)'; add it with `clinic-sync admin branch add`")
+            }
+            let device = Device(
+                id: UUID().uuidString.lowercased(), name: name, branch: branch, role: role, replica: nil,
+                createdAt: now, acknowledged: 0)
+            try db.execute(
+                sql: "INSERT INTO device (id, name, branch, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [device.id, name, branch, role.name, now.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO enrollment_code (code_hash, device_id, expires_at) VALUES (?, ?, ?)",
+                arguments: [codeHash, device.id, codeExpiresAt.timeIntervalSince1970])
+            return device
+        }
+    }
+
+    public func devices() async throws -> [Device] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY branch, created_at").map(Self.device(from:))
+        }
+    }
+
+    public func revokeDevice(id: String) async throws -> Device {
+        let now = Double(clock.milliseconds()) / 1000
+        return try await writer.write { db in
+            try db.execute(sql: "UPDATE device SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [now, id])
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.unknownDevice, "no device '\(id)'")
+            }
+            return Self.device(from: row)
+        }
+    }
+
+    static func device(from row: Row) -> Device {
+        Device(
+            id: row["id"], name: row["name"], branch: row["branch"],
+            role: DeviceRole(name: row["role"]) ?? .terminal,
+            replica: (row["replica"] as Int64?).map(ReplicaID.init(databaseValue:)),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            enrolledAt: (row["enrolled_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            lastSeenAt: (row["last_seen_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            acknowledged: UInt64(row["acknowledged"] as Int64))
+    }
+
+    // MARK: Server-authored writes
+
+    public func saveBranch(id: String, name: String, address: String?, phone: String?) async throws {
+        try await write([
+            CellWrite(.branch, id, Columns.Branch.name, .text(name)),
+            CellWrite(.branch, id, Columns.Branch.address, address.value),
+            CellWrite(.branch, id, Columns.Branch.phone, phone.value),
+        ])
+    }
+
+    public func write(_ cells: [CellWrite]) async throws {
+        for cell in cells {
+            if let problem = cell.table.definition.problem(writing: cell.value, to: cell.column) {
+                throw StoreError(.invalidWrite, problem)
+            }
+        }
+        try await writer.write { db in
+            var session = try WriteSession(db: db, store: self)
+            let hlc = session.tick()
+            let changes = cells.map {
+                Change(table: $0.table, row: $0.row, operation: .write(column: $0.column, value: $0.value, baseSeq: 0),
+                       version: Version(hlc: hlc, replica: session.serverReplica))
+            }
+            let pending = PendingRows(changes)
+            try session.apply(try changes.map { change in
+                guard let scope = try session.scope(of: RowKey(change.table, change.row), pending: pending) else {
+                    throw StoreError(.invalidWrite, "\(change.table.name) rows need a branch (and notes an existing enquiry)")
+                }
+                return (change, scope)
+            })
+            try session.finish()
+        }
+    }
+
+    public func erase(_ table: TableID, row: String) async throws {
+        try await writer.write { db in
+            var session = try WriteSession(db: db, store: self)
+            let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
+            try session.apply([(change, nil)])
+            try session.finish()
+        }
+        try StorageConfiguration.checkpointTruncating(writer)
+    }
+
+    public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM sync_conflict \(includeResolved ? "" : "WHERE resolved = 0") ORDER BY detected_at
+                """).map { row in
+                ConflictRecord(
+                    id: row["id"], table: row["table_name"], row: row["row_id"], column: row["column_name"],
+                    winnerReplica: row["winner_replica"], loserReplica: row["loser_replica"], branch: row["branch"] ?? "",
+                    resolved: row["resolved"] == 1, detectedAt: row["detected_at"] ?? "")
+            }
+        }
+    }
+
+    static func serverReplica(_ db: Database) throws -> ReplicaID {
+        ReplicaID(databaseValue: try SyncMeta.get("server_replica", in: db) ?? 0)
+    }
+
+    static func hybridClock(_ db: Database) throws -> HybridLogicalClock {
+        HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get("last_hlc", in: db) ?? 0))
+    }
+}

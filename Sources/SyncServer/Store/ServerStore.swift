@@ -1,0 +1,121 @@
+import Foundation
+import SyncCore
+
+/// An enrolled (or pending) device.
+public struct Device: Hashable, Sendable, Codable {
+    public var id: String
+    public var name: String
+    public var branch: String
+    public var role: DeviceRole
+    /// Assigned at enrollment.
+    public var replica: ReplicaID?
+    public var createdAt: Date
+    public var enrolledAt: Date?
+    public var revokedAt: Date?
+    public var lastSeenAt: Date?
+    /// The highest outbox counter stored for this device's replica.
+    public var acknowledged: UInt64
+
+    public var isRevoked: Bool { revokedAt != nil }
+}
+
+extension ReplicaID: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = ReplicaID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a replica id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A recorded conflict: two concurrent writes to one cell, or a write that met a deleted row.
+public struct ConflictRecord: Hashable, Sendable, Codable {
+    public var id: String
+    public var table: String
+    public var row: String
+    public var column: String
+    public var winnerReplica: String
+    public var loserReplica: String
+    public var branch: String
+    public var resolved: Bool
+    public var detectedAt: String
+}
+
+/// A cell written by the server itself (admin tools, content import).
+public struct CellWrite: Hashable, Sendable {
+    public var table: TableID
+    public var row: String
+    public var column: ColumnID
+    public var value: Value
+
+    public init(_ table: TableID, _ row: String, _ column: ColumnID, _ value: Value) {
+        self.table = table
+        self.row = row
+        self.column = column
+        self.value = value
+    }
+}
+
+/// Counts from one sync, for metrics and logs (never values).
+public struct SyncOutcome: Sendable {
+    public var response: SyncResponse
+    public var accepted: Int
+    public var rejected: Int
+    public var conflicts: Int
+}
+
+/// Why the store refused a request. Descriptions carry no patient data.
+public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case invalidEnrollmentCode = "invalid_enrollment_code"
+        case unknownBranch = "unknown_branch"
+        case unknownDevice = "unknown_device"
+        case clockDrift = "clock_drift"
+        case tooManyChanges = "too_many_changes"
+        case replicaMismatch = "replica_mismatch"
+        case invalidWrite = "invalid_write"
+    }
+
+    public let code: Code
+    public let detail: String
+
+    public init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public var description: String { "\(code.rawValue): \(detail)" }
+}
+
+/// Where the server keeps the change log, devices and branches.
+///
+/// SQLite is the embedded default (``SQLiteServerStore``). A PostgreSQL store can implement the same
+/// protocol; there, seqs must be issued so that a transaction committing late never lands behind a
+/// cursor that has already passed it (invariant 3).
+public protocol ServerStore: Sendable {
+    /// The device holding this token hash, revoked or not.
+    func device(tokenHash: String) async throws -> Device?
+    /// Exchanges a one-time enrollment code for a device token.
+    func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC)
+    /// Stores a push and reads the next page of the pull, for an authenticated device.
+    func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome
+
+    /// Adds or updates a branch.
+    func saveBranch(id: String, name: String, address: String?, phone: String?) async throws
+    /// Creates a device awaiting enrollment with the given code hash.
+    func addDevice(branch: String, name: String, role: DeviceRole, codeHash: String, codeExpiresAt: Date) async throws -> Device
+    func devices() async throws -> [Device]
+    /// Revokes a device; its next request is refused.
+    func revokeDevice(id: String) async throws -> Device
+    /// Writes cells as the server's own changes (content import, admin edits).
+    func write(_ cells: [CellWrite]) async throws
+    /// Erases a row and everything stored about it (UK GDPR erasure).
+    func erase(_ table: TableID, row: String) async throws
+    func conflicts(includeResolved: Bool) async throws -> [ConflictRecord]
+}

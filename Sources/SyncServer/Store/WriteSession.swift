@@ -1,0 +1,236 @@
+import Crypto
+import Foundation
+import GRDB
+import SyncCore
+import SyncStorage
+
+/// One server write transaction: hands out seqs and clock readings, applies changes through the
+/// shared ``ChangeApplier``, records conflicts, moves rows between branches and cascades erasures.
+/// `finish()` persists the seq and clock high-water marks in the same transaction.
+struct WriteSession {
+    let db: Database
+    let applier: ChangeApplier
+    let wall: any WallClock
+    let serverReplica: ReplicaID
+    private(set) var hlc: HybridLogicalClock
+    private(set) var lastSeq: Int64
+    private(set) var conflictsRecorded = 0
+
+    init(db: Database, store: SQLiteServerStore) throws {
+        self.db = db
+        applier = store.applier
+        wall = store.clock
+        serverReplica = try SQLiteServerStore.serverReplica(db)
+        hlc = try SQLiteServerStore.hybridClock(db)
+        lastSeq = try SyncMeta.get("last_seq", in: db) ?? 0
+    }
+
+    mutating func tick() -> HLC { hlc.tick(wall: wall.milliseconds()) }
+
+    mutating func receive(_ remote: HLC) {
+        // Drift was checked before the transaction began.
+        try? hlc.receive(remote, wall: wall.milliseconds())
+    }
+
+    mutating func nextSeq() -> Int64 {
+        lastSeq += 1
+        return lastSeq
+    }
+
+    func finish() throws {
+        try SyncMeta.set("last_seq", lastSeq, in: db)
+        try SyncMeta.set("last_hlc", hlc.last.databaseValue, in: db)
+    }
+
+    /// The branch a stored row belongs to ('' for every branch), or nil if the row is unknown.
+    func storedScope(of key: RowKey) throws -> String? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT scope FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1"),
+            arguments: [Int64(key.table.rawValue), key.row])
+    }
+
+    /// The branch a row belongs to ('' for every branch): as stored, or for a new row as the batch
+    /// it arrives in names it. Nil when it cannot be placed: an enquiry with no branch, or a note
+    /// whose enquiry is unknown or deleted.
+    func scope(of key: RowKey, pending: PendingRows) throws -> String? {
+        if let stored = try storedScope(of: key) {
+            return stored
+        }
+        switch key.table {
+        case .branch: return ""
+        case .content: return pending.branches[key] ?? ""
+        case .enquiry: return pending.branches[key]
+        case .conflict: return nil
+        case .enquiryNote:
+            guard let enquiry = pending.noteEnquiries[key] else { return nil }
+            let enquiryKey = RowKey(.enquiry, enquiry)
+            if try isDeleted(enquiryKey) { return nil }
+            return try storedScope(of: enquiryKey) ?? pending.branches[enquiryKey]
+        }
+    }
+
+    func isDeleted(_ key: RowKey) throws -> Bool {
+        try version(of: key, column: ColumnID(0)) != nil
+    }
+
+    /// The stored version of one cell (column 0: the row's tombstone).
+    func version(of key: RowKey, column: ColumnID) throws -> Version? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT hlc, replica FROM sync_cell WHERE tbl = ? AND row = ? AND col = ?"),
+            arguments: [Int64(key.table.rawValue), key.row, Int64(column.rawValue)]
+        ).map { Version(hlc: HLC(databaseValue: $0[0]), replica: ReplicaID(databaseValue: $0[1])) }
+    }
+
+    /// Applies changes; `scopes` gives the branch of each new row. `detectConflicts` is off for the
+    /// server's own writes, which are authoritative.
+    mutating func apply(_ changes: [(Change, String?)], detectConflicts: Bool = false) throws {
+        var index = 0
+        while index < changes.count {
+            let key = RowKey(changes[index].0.table, changes[index].0.row)
+            var end = index + 1
+            while end < changes.count && RowKey(changes[end].0.table, changes[end].0.row) == key { end += 1 }
+            let run = Array(changes[index..<end])
+            index = end
+
+            let stored = try storedScope(of: key)
+            let scope = stored ?? run.first(where: { $0.1 != nil })?.1 ?? ""
+            let sequenced = run.map { SequencedChange($0.0, seq: nextSeq(), scope: scope) }
+            let outcomes = try applier.apply(sequenced, in: db)
+            for (item, outcome) in zip(sequenced, outcomes) {
+                try handle(outcome, of: item.change, scope: scope, detectConflicts: detectConflicts)
+            }
+        }
+    }
+
+    private mutating func handle(_ outcome: ChangeApplier.Outcome, of change: Change, scope: String, detectConflicts: Bool) throws {
+        guard case .write(let column, let value, let baseSeq) = change.operation else {
+            if case .deleted(let tombstone, let cascade) = outcome, !cascade.isEmpty {
+                let erasures = cascade.map { key in
+                    (Change(table: key.table, row: key.row, operation: .erase, version: tombstone.version), Optional<String>.none)
+                }
+                try apply(erasures)
+            }
+            return
+        }
+        switch outcome {
+        case .applied(let previous):
+            if detectConflicts, let previous, Int64(baseSeq) < previous.seq,
+               previous.version.replica != change.version.replica, previous.value != value
+            {
+                try recordConflict(change, column: column, winner: (value, change.version), loser: (previous.value ?? .null, previous.version), scope: scope)
+            } else {
+                try resolveOpenConflicts(change, column: column, scope: scope)
+            }
+            if column == change.table.definition.branchColumn, let previous, previous.value != value {
+                try move(RowKey(change.table, change.row), from: previous.value?.text ?? "", to: value.text ?? "")
+            }
+        case .keptCurrent(let current):
+            if detectConflicts, Int64(baseSeq) < current.seq, current.version.replica != change.version.replica,
+               current.value != value
+            {
+                try recordConflict(change, column: column, winner: (current.value ?? .null, current.version), loser: (value, change.version), scope: scope)
+            }
+        case .rowDeleted(let tombstone):
+            // The delete wins, but the write is recorded, never silently dropped. An erased row keeps nothing.
+            if !tombstone.erased {
+                try recordConflict(change, column: column, winner: (.null, tombstone.version), loser: (value, change.version), scope: scope)
+            }
+        case .duplicate, .deleted:
+            break
+        }
+    }
+
+    /// A stable id per (cell, losing version), so recording the same conflict twice is idempotent.
+    static func conflictID(_ table: TableID, _ row: String, _ column: ColumnID, _ loser: Version) -> String {
+        let digest = SHA256.hash(data: Data("\(table.rawValue)|\(row)|\(column.rawValue)|\(loser)".utf8))
+        let bytes = Array(digest.prefix(16))
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
+        return parts.joined(separator: "-")
+    }
+
+    private mutating func recordConflict(_ change: Change, column: ColumnID, winner: (Value, Version), loser: (Value, Version), scope: String) throws {
+        let id = Self.conflictID(change.table, change.row, column, loser.1)
+        let version = Version(hlc: tick(), replica: serverReplica)
+        let columnName = change.table.definition.column(column)?.name ?? String(column.rawValue)
+        let cells: [(ColumnID, Value)] = [
+            (Columns.Conflict.tableName, .text(change.table.name)), (Columns.Conflict.rowID, .text(change.row)),
+            (Columns.Conflict.columnName, .text(columnName)),
+            (Columns.Conflict.winnerValue, winner.0), (Columns.Conflict.winnerReplica, .text(winner.1.replica.description)),
+            (Columns.Conflict.winnerHLC, .integer(winner.1.hlc.databaseValue)),
+            (Columns.Conflict.loserValue, loser.0), (Columns.Conflict.loserReplica, .text(loser.1.replica.description)),
+            (Columns.Conflict.loserHLC, .integer(loser.1.hlc.databaseValue)),
+            (Columns.Conflict.branch, .text(scope)), (Columns.Conflict.resolved, .integer(0)),
+            (Columns.Conflict.detectedAt, .text(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(version.hlc.milliseconds) / 1000)))),
+        ]
+        let sequenced = cells.map { cell in
+            SequencedChange(
+                Change(table: .conflict, row: id, operation: .write(column: cell.0, value: cell.1, baseSeq: 0), version: version),
+                seq: nextSeq(), scope: scope)
+        }
+        _ = try applier.apply(sequenced, in: db)
+        conflictsRecorded += 1
+    }
+
+    /// An ordinary newer write to a cell resolves the conflicts recorded on it.
+    private mutating func resolveOpenConflicts(_ change: Change, column: ColumnID, scope: String) throws {
+        let columnName = change.table.definition.column(column)?.name ?? ""
+        let open = try Row.fetchAll(db, sql: """
+            SELECT id, winner_hlc, winner_replica FROM sync_conflict
+            WHERE row_id = ? AND table_name = ? AND column_name = ? AND resolved = 0
+            """, arguments: [change.row, change.table.name, columnName])
+        guard !open.isEmpty else { return }
+        let version = Version(hlc: tick(), replica: serverReplica)
+        for row in open {
+            let winner = Version(hlc: HLC(databaseValue: row["winner_hlc"]), replica: ReplicaID(row["winner_replica"] as String) ?? ReplicaID(0))
+            guard change.version > winner else { continue }
+            let resolve = Change(table: .conflict, row: row["id"], operation: .write(column: Columns.Conflict.resolved, value: .integer(1), baseSeq: 0), version: version)
+            _ = try applier.apply([SequencedChange(resolve, seq: nextSeq(), scope: scope)], in: db)
+        }
+    }
+
+    /// A row changed branch: it, its notes and conflicts get new seqs in the new scope, so that
+    /// branch pulls them, and the old branch is told to purge them.
+    private mutating func move(_ key: RowKey, from old: String, to new: String) throws {
+        var rows: [RowKey] = [key]
+        if key.table == .enquiry {
+            rows += try String.fetchAll(db, sql: "SELECT id FROM enquiry_note WHERE enquiry = ?", arguments: [key.row]).map { RowKey(.enquiryNote, $0) }
+        }
+        let rowIDs = rows.map(\.row)
+        let placeholders = Array(repeating: "?", count: rowIDs.count).joined(separator: ", ")
+        rows += try String.fetchAll(db, sql: "SELECT id FROM sync_conflict WHERE row_id IN (\(placeholders))", arguments: StatementArguments(rowIDs))
+            .map { RowKey(.conflict, $0) }
+        let oldBranches = old.isEmpty ? try String.fetchAll(db, sql: "SELECT id FROM branch WHERE id != ?", arguments: [new]) : [old]
+        for row in rows {
+            let columns = try Int64.fetchAll(db, sql: "SELECT col FROM sync_cell WHERE tbl = ? AND row = ? ORDER BY col", arguments: [Int64(row.table.rawValue), row.row])
+            for column in columns {
+                try db.execute(sql: "UPDATE sync_cell SET scope = ?, seq = ? WHERE tbl = ? AND row = ? AND col = ?",
+                               arguments: [new, nextSeq(), Int64(row.table.rawValue), row.row, column])
+            }
+            guard !new.isEmpty else { continue }
+            for branch in oldBranches where branch != new {
+                try db.execute(sql: "INSERT INTO sync_exit (seq, tbl, row, branch) VALUES (?, ?, ?, ?)",
+                               arguments: [nextSeq(), Int64(row.table.rawValue), row.row, branch])
+            }
+        }
+    }
+}
+
+/// What a batch of changes says about rows that are not stored yet: their branch, and for notes
+/// their enquiry. A row's scope is fixed by these when its first cells arrive.
+struct PendingRows {
+    var branches: [RowKey: String] = [:]
+    var noteEnquiries: [RowKey: String] = [:]
+
+    init(_ changes: some Sequence<Change>) {
+        for change in changes {
+            guard case .write(let column, let value, _) = change.operation else { continue }
+            let key = RowKey(change.table, change.row)
+            if column == change.table.definition.branchColumn {
+                branches[key] = value.text ?? ""
+            } else if change.table == .enquiryNote && column == Columns.Note.enquiry, let enquiry = value.text {
+                noteEnquiries[key] = enquiry
+            }
+        }
+    }
+}

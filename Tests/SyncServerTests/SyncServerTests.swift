@@ -1,0 +1,252 @@
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import SyncCore
+@testable import SyncServer
+
+import Testing
+
+@Suite("Sync server")
+struct SyncServerTests {
+    let enquiryA = "0a1b2c3d-0000-4000-8000-00000000000a"
+    let enquiryB = "0a1b2c3d-0000-4000-8000-00000000000b"
+
+    func newEnquiry(_ device: inout TestDevice, _ id: String, branch: String, wall: UInt64, message: String = "Sciatica since May") -> [PushedChange] {
+        device.write(.enquiry, id, [
+            (Columns.Enquiry.branch, .text(branch)), (Columns.Enquiry.name, "Test Patient"),
+            (Columns.Enquiry.message, .text(message)), (Columns.Enquiry.status, "new"),
+        ], wall: wall)
+    }
+
+    @Test func enrollmentIssuesATokenOnceAndTheServerKeepsOnlyItsHash() async throws {
+        let server = try await TestServer()
+        let code = try await server.issueCode(branch: "harley-street")
+        try await server.app.test(.router) { client in
+            let response = try await client.enroll(code: code.lowercased())
+            #expect(response.status == .ok)
+            let enrolled = try Wire.frame(response, as: EnrollResponse.self)
+            #expect(enrolled.branch == "harley-street")
+            #expect(enrolled.role == .terminal)
+            #expect(enrolled.token.hasPrefix("cs1_"))
+            let again = try await client.enroll(code: code)
+            #expect(again.status == .unauthorized)
+            #expect(try Wire.problem(again).code == "invalid_enrollment_code")
+        }
+        let devices = try await server.store.devices()
+        #expect(devices.count == 1)
+        let stored = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT token_hash FROM device") }
+        #expect(stored.allSatisfy { $0.count == 64 }, "only the SHA-256 hex is stored")
+    }
+
+    @Test func pullIsScopedToTheDevicesBranch() async throws {
+        let server = try await TestServer()
+        try await server.store.write([CellWrite(.content, "manual-therapy", Columns.Content.title, "Manual Therapy")])
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            var richmond = try await client.enrolledDevice(server, branch: "richmond")
+            _ = try await client.syncOK(harley.request(newEnquiry(&harley, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())), token: harley.token)
+            _ = try await client.syncOK(richmond.request(newEnquiry(&richmond, enquiryB, branch: "richmond", wall: server.clock.milliseconds())), token: richmond.token)
+            let note = richmond.write(.enquiryNote, "note-r1", [(Columns.Note.enquiry, .text(enquiryB)), (Columns.Note.body, "Called back")], wall: server.clock.milliseconds())
+            _ = try await client.syncOK(richmond.request(note), token: richmond.token)
+
+            let harleyRows = Set(try await client.pullAll(harley).changes.map(\.change.row))
+            #expect(harleyRows.contains(enquiryA))
+            #expect(harleyRows.contains("manual-therapy"))
+            #expect(harleyRows.contains("harley-street") && harleyRows.contains("richmond"), "branches are for everyone")
+            #expect(!harleyRows.contains(enquiryB), "another branch's enquiry never reaches this device")
+            #expect(!harleyRows.contains("note-r1"), "nor its notes")
+            let richmondRows = Set(try await client.pullAll(richmond).changes.map(\.change.row))
+            #expect(richmondRows.isSuperset(of: [enquiryB, "note-r1", "manual-therapy"]))
+            #expect(!richmondRows.contains(enquiryA))
+        }
+    }
+
+    @Test func pullPagesInSeqOrderWithoutGapsOrDuplicates() async throws {
+        let server = try await TestServer()
+        try await server.store.write((0..<25).map { CellWrite(.content, "page-\($0)", Columns.Content.title, .text("Page \($0)")) })
+        try await server.app.test(.router) { client in
+            let device = try await client.enrolledDevice(server, branch: "harley-street")
+            let paged = try await client.pullAll(device, pageLimit: 4)
+            let whole = try await client.pullAll(device, pageLimit: 1000)
+            #expect(paged.changes == whole.changes)
+            #expect(paged.changes.map(\.seq) == paged.changes.map(\.seq).sorted())
+            #expect(Set(paged.changes.map(\.seq)).count == paged.changes.count)
+            #expect(paged.changes.filter { $0.change.table == .content }.count == 25)
+            let nothingNew = try await client.syncOK(device.request(cursor: whole.cursor), token: device.token)
+            #expect(nothingNew.changes.isEmpty && !nothingNew.more)
+        }
+    }
+
+    @Test func aReplayedPushChangesNothing() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var device = try await client.enrolledDevice(server, branch: "harley-street")
+            let request = device.request(newEnquiry(&device, enquiryA, branch: "harley-street", wall: server.clock.milliseconds()))
+            let first = try await client.syncOK(request, token: device.token)
+            let before = try await server.store.writer.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sync_meta WHERE key = 'last_seq'") }
+            let replay = try await client.syncOK(request, token: device.token)
+            let after = try await server.store.writer.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sync_meta WHERE key = 'last_seq'") }
+            #expect(first.acknowledged == 4 && replay.acknowledged == 4)
+            #expect(before == after, "a replay allocates no seq and writes no cell")
+            let cells = try await server.store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_cell WHERE tbl = 3")! }
+            #expect(cells == 4)
+        }
+    }
+
+    @Test func concurrentWritesToOneCellRecordOneConflictWithBothValues() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var a = try await client.enrolledDevice(server, branch: "harley-street")
+            var b = try await client.enrolledDevice(server, branch: "harley-street")
+            _ = try await client.syncOK(a.request(newEnquiry(&a, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())), token: a.token)
+            let seen = try await client.pullAll(b)
+            let statusSeq = seen.changes.first { $0.change.row == enquiryA && $0.change.column == Columns.Enquiry.status }!.seq
+            server.clock.advance(1000)
+            // Both edit the status having seen the same version.
+            let editA = a.write(.enquiry, enquiryA, [(Columns.Enquiry.status, "booked")], baseSeq: statusSeq, wall: server.clock.milliseconds())
+            let editB = b.write(.enquiry, enquiryA, [(Columns.Enquiry.status, "closed")], baseSeq: statusSeq, wall: server.clock.milliseconds() + 5)
+            _ = try await client.syncOK(a.request(editA), token: a.token)
+            _ = try await client.syncOK(b.request(editB), token: b.token)
+
+            let conflicts = try await server.store.conflicts(includeResolved: true)
+            #expect(conflicts.count == 1)
+            let row = try await server.store.writer.read { db in
+                try Row.fetchOne(db, sql: "SELECT winner_value, loser_value, winner_replica, loser_replica, column_name, branch FROM sync_conflict")!
+                    .databaseValues.map { String.fromDatabaseValue($0) ?? "" }
+            }
+            #expect(row == ["closed", "booked", b.replica.description, a.replica.description, "status", "harley-street"])
+            let status = try await server.store.writer.read { db in try String.fetchOne(db, sql: "SELECT status FROM enquiry") }
+            #expect(status == "closed")
+
+            // A sequential edit (having seen the winner) is no conflict, and resolves the recorded one.
+            let latest = try await client.pullAll(a).changes.last { $0.change.row == enquiryA && $0.change.column == Columns.Enquiry.status }!
+            server.clock.advance(1000)
+            let fix = a.write(.enquiry, enquiryA, [(Columns.Enquiry.status, "booked")], baseSeq: latest.seq, wall: server.clock.milliseconds())
+            _ = try await client.syncOK(a.request(fix), token: a.token)
+            #expect(try await server.store.conflicts(includeResolved: true).count == 1)
+            #expect(try await server.store.conflicts(includeResolved: false).isEmpty)
+        }
+    }
+
+    @Test func anOutOfScopeChangeIsRejectedAloneAndTheRestAccepted() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            var changes = newEnquiry(&harley, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())
+            changes += newEnquiry(&harley, enquiryB, branch: "richmond", wall: server.clock.milliseconds())
+            changes += harley.write(.content, "manual-therapy", [(Columns.Content.title, "Hacked")], wall: server.clock.milliseconds())
+            changes += harley.write(.enquiry, "c0ffee00-0000-4000-8000-000000000000", [(Columns.Enquiry.status, "nonsense")], wall: server.clock.milliseconds())
+            let response = try await client.syncOK(harley.request(changes), token: harley.token)
+            #expect(response.acknowledged == changes.last!.counter)
+            let byReason = Dictionary(grouping: response.rejected, by: \.reason).mapValues(\.count)
+            #expect(byReason[.outOfScope] == 4, "every cell of the other branch's enquiry")
+            #expect(byReason[.forbidden] == 1, "terminals do not edit content")
+            #expect(byReason[.invalid] == 1, "a status outside the allowed set")
+            let stored = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM enquiry") }
+            #expect(stored == [enquiryA])
+            #expect(server.metrics.registry.emitToString().contains("clinicsync_changes_rejected_total 6"))
+        }
+    }
+
+    @Test func aVersionBeyondMaxDriftIsRefusedWithTheDriftNamed() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var device = try await client.enrolledDevice(server, branch: "harley-street")
+            let changes = newEnquiry(&device, enquiryA, branch: "harley-street", wall: server.clock.milliseconds() + 3_600_000)
+            let response = try await client.sync(device.request(changes), token: device.token)
+            #expect(response.status == .unprocessableContent)
+            let problem = try Wire.problem(response)
+            #expect(problem.code == "clock_drift")
+            #expect(problem.detail.contains("1h 0m ahead"), "\(problem.detail)")
+            let stored = try await server.store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM enquiry")! }
+            #expect(stored == 0)
+        }
+    }
+
+    @Test func hostileRequestsGetSpecificProblemsAndTheServerKeepsServing() async throws {
+        var limits = SyncLimits()
+        limits.inflate.maxCompressedBytes = 64 << 10
+        let server = try await TestServer(limits: limits)
+        try await server.app.test(.live) { client in
+            let device = try await client.enrolledDevice(server, branch: "harley-street")
+            let revokedDevice = try await client.enrolledDevice(server, branch: "harley-street")
+            _ = try await server.store.revokeDevice(id: try await server.store.devices().first { $0.replica == revokedDevice.replica }!.id)
+            let good = FrameCodec.encode(device.request())
+            var newer = good
+            newer[4] = 9
+            let bomb = Deflate.compress([UInt8](repeating: 0, count: 8 << 20))
+            let cases: [(String, HTTPFields, ByteBuffer, HTTPResponse.Status, String)] = [
+                ("garbage", Wire.headers(token: device.token), ByteBuffer(string: "hello, not a frame"), .badRequest, "bad_compression"),
+                ("garbage frame", Wire.headers(token: device.token), Wire.body(Array("hello, not a frame".utf8)), .badRequest, "not_a_frame"),
+                ("truncated", Wire.headers(token: device.token), Wire.body(Array(good.dropLast(3))), .badRequest, "truncated_frame"),
+                ("bomb", Wire.headers(token: device.token), ByteBuffer(bytes: bomb), .badRequest, "compression_ratio_exceeded"),
+                ("oversize", Wire.headers(token: device.token), ByteBuffer(bytes: (0..<(100 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7919) }), .contentTooLarge, "body_too_large"),
+                ("newer version", Wire.headers(token: device.token), Wire.body(newer), .badRequest, "unsupported_version"),
+                ("wrong type", Wire.headers(token: device.token), Wire.body(FrameCodec.encode(EnrollRequest(code: "x", deviceName: "y"))), .badRequest, "wrong_frame_type"),
+                ("missing token", Wire.headers(token: nil), Wire.body(good), .unauthorized, "missing_token"),
+                ("unknown token", Wire.headers(token: "cs1_nope"), Wire.body(good), .unauthorized, "unknown_token"),
+                ("revoked token", Wire.headers(token: revokedDevice.token), Wire.body(FrameCodec.encode(revokedDevice.request())), .unauthorized, "revoked_token"),
+                ("identity body", [.authorization: "Bearer \(device.token)"], ByteBuffer(bytes: good), .unsupportedMediaType, "unsupported_encoding"),
+            ]
+            for (name, headers, body, status, code) in cases {
+                let response = try await client.execute(uri: "/v1/sync", method: .post, headers: headers, body: body)
+                #expect(response.status == status, "\(name)")
+                #expect(response.headers[.contentType] == "application/problem+json", "\(name)")
+                #expect((try? Wire.problem(response).code) == code, "\(name): \(String(buffer: response.body))")
+                // The server answers the next good request.
+                let next = try await client.sync(device.request(), token: device.token)
+                #expect(next.status == .ok, "after \(name)")
+            }
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let text = String(buffer: metrics.body)
+            #expect(text.contains(#"clinicsync_http_requests_total{route="/v1/sync",status="401"} 3"#), "\(text)")
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(String(buffer: health.body) == #"{"status":"ok"}"#)
+        }
+    }
+
+    @Test func erasingAnEnquiryRemovesEveryStoredValueAndPropagates() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var a = try await client.enrolledDevice(server, branch: "harley-street")
+            var changes = newEnquiry(&a, enquiryA, branch: "harley-street", wall: server.clock.milliseconds(), message: "SECRET-SYMPTOM-TEXT")
+            changes += a.write(.enquiryNote, "note-1", [(Columns.Note.enquiry, .text(enquiryA)), (Columns.Note.body, "SECRET-NOTE-TEXT")], wall: server.clock.milliseconds())
+            _ = try await client.syncOK(a.request(changes), token: a.token)
+            let before = try await client.pullAll(a)
+            try await server.store.erase(.enquiry, row: enquiryA)
+            let after = try await client.pullAll(a, after: before.cursor)
+            #expect(after.changes.contains { $0.change.row == enquiryA && $0.change.operation == .erase })
+            #expect(after.changes.contains { $0.change.row == "note-1" && $0.change.operation == .erase })
+            let fresh = try await client.pullAll(a)
+            #expect(!fresh.changes.contains { if case .write = $0.change.operation { $0.change.row == enquiryA } else { false } })
+        }
+        let file = try Data(contentsOf: URL(fileURLWithPath: server.directory + "/server.sqlite"))
+        let wal = (try? Data(contentsOf: URL(fileURLWithPath: server.directory + "/server.sqlite-wal"))) ?? Data()
+        for secret in ["SECRET-SYMPTOM-TEXT", "SECRET-NOTE-TEXT"] {
+            #expect(file.range(of: Data(secret.utf8)) == nil, "\(secret) is gone from the database file")
+            #expect(wal.range(of: Data(secret.utf8)) == nil, "\(secret) is gone from the WAL")
+        }
+    }
+
+    @Test func anEnquiryMovedToAnotherBranchLeavesTheOldOne() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            let richmond = try await client.enrolledDevice(server, branch: "richmond")
+            var editor = try await client.enrolledDevice(server, branch: "harley-street", role: .editor)
+            _ = try await client.syncOK(harley.request(newEnquiry(&harley, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())), token: harley.token)
+            let harleyBefore = try await client.pullAll(harley)
+            let richmondBefore = try await client.pullAll(richmond)
+            #expect(!richmondBefore.changes.contains { $0.change.row == enquiryA })
+            server.clock.advance(1000)
+            let move = editor.write(.enquiry, enquiryA, [(Columns.Enquiry.branch, "richmond")], baseSeq: harleyBefore.cursor, wall: server.clock.milliseconds())
+            _ = try await client.syncOK(editor.request(move), token: editor.token)
+            let harleyAfter = try await client.pullAll(harley, after: harleyBefore.cursor)
+            #expect(harleyAfter.exits.contains { $0.row == enquiryA })
+            let richmondAfter = try await client.pullAll(richmond, after: richmondBefore.cursor)
+            #expect(Set(richmondAfter.changes.filter { $0.change.row == enquiryA }.compactMap(\.change.column)).count == 4, "the whole row arrives")
+        }
+    }
+}
