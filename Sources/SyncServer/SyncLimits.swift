@@ -10,6 +10,8 @@ public struct SyncLimits: Sendable {
     public var defaultPageSize = 2_000
     /// Most cells in one pull page, whatever the client asks for.
     public var maxPageSize = 10_000
+    /// A pull page ends early once its values add up to this many bytes.
+    public var pageByteBudget = 4 << 20
     /// How far ahead of the server's clock a version may be, in milliseconds.
     public var maxClockDriftMilliseconds: UInt64 = 5 * 60 * 1000
     /// How long an enrollment code stays valid, in seconds.

@@ -98,6 +98,9 @@ public struct HybridLogicalClock: Sendable {
             next = HLC(milliseconds: wall, counter: 0)
         } else if last.counter < UInt16.max {
             next = HLC(milliseconds: last.milliseconds, counter: last.counter + 1)
+        } else if last.milliseconds == HLC.maxMilliseconds {
+            // The year 10889: nothing is left to borrow. Only a poisoned clock gets here; never crash.
+            return last
         } else {
             // Counter exhausted within one millisecond: borrow the next millisecond rather than wrap.
             next = HLC(milliseconds: last.milliseconds + 1, counter: 0)

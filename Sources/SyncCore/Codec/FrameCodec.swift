@@ -139,7 +139,7 @@ public enum FrameCodec {
         case .enrollResponse(let response): value = response
         }
         guard let typed = value as? T else {
-            throw FrameError(.unknownFrameType, at: 5, "expected \(T.self), got \(type(of: value))")
+            throw FrameError(.wrongFrameType, at: 5, "expected \(T.self), got \(type(of: value))")
         }
         return typed
     }
@@ -291,7 +291,8 @@ private struct ChangeRunState {
             case .delete: FrameCodec.deleteOp
             case .erase: FrameCodec.eraseOp
             }
-        if change.table == table && change.row == row {
+        // Bytes, not String equality: canonically equivalent ids (é vs e + ◌́) are different rows to SQLite.
+        if change.table == table, let row, change.row.utf8.elementsEqual(row.utf8) {
             writer.byte(op | FrameCodec.sameRowFlag)
         } else {
             writer.byte(op)

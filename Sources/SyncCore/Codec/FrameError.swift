@@ -7,6 +7,7 @@ public struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
         case badMagic = "not_a_frame"
         case unsupportedVersion = "unsupported_version"
         case unknownFrameType = "unknown_frame_type"
+        case wrongFrameType = "wrong_frame_type"
         case countTooLarge = "count_too_large"
         case malformed = "malformed_frame"
     }

@@ -33,3 +33,19 @@ extension ReplicaID {
     public var databaseValue: Int64 { Int64(bitPattern: rawValue) }
     public init(databaseValue: Int64) { self.rawValue = UInt64(bitPattern: databaseValue) }
 }
+
+/// Encoded as its sixteen hex digits.
+extension ReplicaID: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = ReplicaID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a replica id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

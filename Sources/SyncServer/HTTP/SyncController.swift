@@ -76,9 +76,6 @@ struct SyncController<Store: ServerStore>: Sendable {
             return try FrameCodec.decode(bytes, as: T.self)
         } catch {
             context.logger.notice("refused frame", metadata: ["problem": .string(error.code.rawValue), "offset": .stringConvertible(error.offset)])
-            if error.code == .unknownFrameType, (try? FrameCodec.decode(bytes)) != nil {
-                throw Problem(.badRequest, "wrong_frame_type", "this endpoint takes a \(T.self) frame")
-            }
             throw Problem(error)
         }
     }

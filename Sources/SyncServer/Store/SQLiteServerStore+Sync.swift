@@ -35,6 +35,10 @@ extension SQLiteServerStore {
                 try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Double(wall) / 1000, device.id])
             }
         }
+        if request.changes.contains(where: { $0.change.operation == .erase }) {
+            // Invariant 9: erased values must not linger in WAL frames.
+            try StorageConfiguration.checkpointTruncating(writer)
+        }
         var response = try await writer.read { db in
             try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db)
         }
@@ -88,8 +92,10 @@ extension SQLiteServerStore {
         let table = change.table
         if table == .conflict { return .failure(Refusal(.immutable)) }
         if device.role == .terminal && table != .enquiry && table != .enquiryNote { return .failure(Refusal(.forbidden)) }
-        if case .write(let column, let value, _) = change.operation, table.definition.problem(writing: value, to: column) != nil {
-            return .failure(Refusal(.invalid))
+        if case .write(let column, let value, _) = change.operation {
+            if table.definition.problem(writing: value, to: column) != nil { return .failure(Refusal(.invalid)) }
+            // An enquiry always belongs to one branch: a null branch would show it to every branch.
+            if table == .enquiry && column == Columns.Enquiry.branch && (value.text ?? "").isEmpty { return .failure(Refusal(.invalid)) }
         }
         let key = RowKey(table, change.row)
         guard let scope = try session.scope(of: key, pending: pending) else {
@@ -112,26 +118,27 @@ extension SQLiteServerStore {
 
     func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {
         let limit = min(requested == 0 ? limits.defaultPageSize : Int(requested), limits.maxPageSize)
-        let scoped = device.role == .terminal
+        // Invariant 7: every device, editors included, pulls only its branch and what is for everyone.
         let sql = """
             SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
-            WHERE seq > ? \(scoped ? "AND (scope = '' OR scope = ?)" : "") ORDER BY seq LIMIT ?
+            WHERE seq > ? AND (scope = '' OR scope = ?) ORDER BY seq LIMIT ?
             """
-        var arguments: StatementArguments = [Int64(cursor)]
-        if scoped { arguments += [device.branch] }
-        arguments += [limit + 1]
         var changes: [PulledChange] = []
         changes.reserveCapacity(min(limit, 4096))
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [Int64(cursor), device.branch, limit + 1])
         var more = false
+        var pageBytes = 0
         while let row = try rows.next() {
-            if changes.count == limit {
+            // A page ends at the cell limit, or early once its values pass the byte budget, so that
+            // long content bodies never push a response past the client's inflate limit.
+            if changes.count == limit || pageBytes >= limits.pageByteBudget {
                 more = true
                 break
             }
             guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) else { continue }
             let column: Int64 = row[3]
             let value = Value.fromDatabaseValue(row[4]) ?? .null
+            pageBytes += value.approximateSize
             let operation: Change.Operation =
                 column == 0
                 ? (value == .integer(2) ? .erase : .delete)
@@ -144,7 +151,7 @@ extension SQLiteServerStore {
         let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
         let next = more ? changes.last!.seq : max(cursor, lastSeq)
         var exits: [ScopeExit] = []
-        if scoped && next > cursor {
+        if next > cursor {
             exits = try Row.fetchAll(db, sql: "SELECT seq, tbl, row FROM sync_exit WHERE branch = ? AND seq > ? AND seq <= ? ORDER BY seq",
                                      arguments: [device.branch, Int64(cursor), Int64(next)]).compactMap { row in
                 TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)).map { ScopeExit(seq: UInt64(row["seq"] as Int64), table: $0, row: row["row"]) }
@@ -161,4 +168,16 @@ extension SQLiteServerStore {
 private struct Refusal: Error {
     let reason: RejectionReason
     init(_ reason: RejectionReason) { self.reason = reason }
+}
+
+extension Value {
+    /// Roughly the bytes this value takes in a frame.
+    var approximateSize: Int {
+        switch self {
+        case .null: 1
+        case .integer, .real: 9
+        case .text(let text): text.utf8.count + 3
+        case .blob(let bytes): bytes.count + 3
+        }
+    }
 }

@@ -19,21 +19,6 @@ public struct Device: Hashable, Sendable, Codable {
     public var isRevoked: Bool { revokedAt != nil }
 }
 
-extension ReplicaID: Codable {
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let id = ReplicaID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a replica id"))
-        }
-        self = id
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-}
-
 /// A recorded conflict: two concurrent writes to one cell, or a write that met a deleted row.
 public struct ConflictRecord: Hashable, Sendable, Codable {
     public var id: String

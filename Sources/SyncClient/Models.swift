@@ -1,0 +1,112 @@
+import Foundation
+import SyncCore
+
+/// A patient enquiry taken at reception. Patient data: never log it.
+public struct Enquiry: Hashable, Sendable, Codable {
+    public var id: String
+    public var branch: String
+    public var createdAt: String
+    public var name: String
+    public var phone: String?
+    public var email: String?
+    public var topic: String?
+    public var message: String?
+    public var preferredContact: String?
+    public var consentToContact: Bool
+    public var status: String
+    public var assignedTo: String?
+    public var followUpOn: String?
+}
+
+/// What reception types in for a new enquiry.
+public struct NewEnquiry: Sendable {
+    public var name: String
+    public var phone: String?
+    public var email: String?
+    public var topic: String?
+    public var message: String?
+    public var preferredContact: String?
+    public var consentToContact: Bool
+
+    public init(name: String, phone: String? = nil, email: String? = nil, topic: String? = nil, message: String? = nil,
+                preferredContact: String? = nil, consentToContact: Bool = true) {
+        self.name = name
+        self.phone = phone
+        self.email = email
+        self.topic = topic
+        self.message = message
+        self.preferredContact = preferredContact
+        self.consentToContact = consentToContact
+    }
+}
+
+/// A note on an enquiry. Insert-only.
+public struct EnquiryNote: Hashable, Sendable, Codable {
+    public var id: String
+    public var enquiry: String
+    public var author: String?
+    public var body: String
+    public var createdAt: String
+}
+
+/// A published page, treatment, condition, testimonial, practitioner or notice.
+public struct ContentItem: Hashable, Sendable, Codable {
+    public var id: String
+    public var kind: String
+    public var slug: String
+    public var title: String
+    public var summary: String?
+    public var body: String?
+    public var tags: String?
+    public var published: Bool
+    public var position: Int?
+    public var branch: String?
+}
+
+/// A conflict as a terminal sees it.
+public struct Conflict: Hashable, Sendable, Codable {
+    public var id: String
+    public var table: String
+    public var row: String
+    public var column: String
+    public var winnerValue: String?
+    public var winnerReplica: String
+    public var loserValue: String?
+    public var loserReplica: String
+    /// Closed by the server, or superseded here by a newer write to the cell.
+    public var resolved: Bool
+    /// The winning write was a row delete.
+    public var rowDeleted: Bool
+    public var detectedAt: String
+}
+
+/// A change the server refused, kept in the dead-letter table.
+public struct DeadLetter: Hashable, Sendable, Codable {
+    public var counter: Int64
+    public var table: String
+    public var row: String
+    public var column: String
+    public var reason: String
+    public var rejectedAt: String
+}
+
+/// Who this terminal is, once enrolled.
+public struct ReplicaIdentity: Hashable, Sendable, Codable {
+    public var replica: ReplicaID
+    public var branch: String
+    public var role: DeviceRole
+    public var server: String
+}
+
+/// What `clinic-sync terminal status` shows.
+public struct ReplicaStatus: Hashable, Sendable, Codable {
+    public var path: String
+    public var identity: ReplicaIdentity?
+    public var lastSyncAt: String?
+    public var cursor: UInt64
+    public var pendingChanges: Int
+    public var openConflicts: Int
+    public var deadLetters: Int
+    public var enquiries: Int
+    public var contentItems: Int
+}

@@ -1,0 +1,49 @@
+import GRDB
+import SyncStorage
+
+/// The terminal's file: schema v1's app tables, plus the outbox, the dead letters and the cursor.
+enum ReplicaSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        SharedSchema.register(in: &migrator)
+        migrator.registerMigration("v1-replica") { db in
+            try db.execute(sql: """
+                -- Local changes not yet acknowledged. col 0 is a row delete (value 1) or erase (value 2).
+                CREATE TABLE sync_outbox (
+                    counter INTEGER PRIMARY KEY AUTOINCREMENT,
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    col INTEGER NOT NULL,
+                    value,
+                    hlc INTEGER NOT NULL,
+                    base_seq INTEGER NOT NULL
+                );
+                CREATE INDEX sync_outbox_row ON sync_outbox(tbl, row);
+                -- Changes the server refused, kept for a person to look at; they never block the outbox.
+                CREATE TABLE sync_dead_letter (
+                    counter INTEGER PRIMARY KEY,
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    col INTEGER NOT NULL,
+                    value,
+                    hlc INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    rejected_at TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}
+
+/// Keys of `sync_meta` on a terminal.
+enum MetaKey {
+    static let replica = "replica"
+    static let branch = "branch"
+    static let role = "role"
+    static let server = "server_url"
+    static let token = "device_token"
+    static let cursor = "cursor"
+    static let lastHLC = "last_hlc"
+    static let lastSyncAt = "last_sync_at"
+}

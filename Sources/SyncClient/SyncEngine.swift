@@ -1,0 +1,215 @@
+import Foundation
+import GRDB
+import Logging
+import SyncCore
+import SyncStorage
+
+/// Progress of one sync cycle, reported after every round trip.
+public struct SyncProgress: Sendable {
+    public var pushed: Int
+    public var pending: Int
+    public var pulled: Int
+    public var pages: Int
+    public var bytesSent: Int
+    public var bytesReceived: Int
+}
+
+/// What one sync cycle did.
+public struct SyncSummary: Sendable, Codable, Hashable {
+    /// Local changes acknowledged by the server.
+    public var pushed = 0
+    /// Of those, refused by the server and moved to the dead-letter table.
+    public var rejected = 0
+    /// Cell versions pulled and applied.
+    public var pulled = 0
+    /// Rows purged because they left this terminal's branch.
+    public var purged = 0
+    public var roundTrips = 0
+    /// Deflated bytes on the wire, each way.
+    public var bytesSent = 0
+    public var bytesReceived = 0
+    /// The same frames before deflate.
+    public var frameBytesSent = 0
+    public var frameBytesReceived = 0
+    /// Open conflicts after the sync.
+    public var openConflicts = 0
+    public var cursor: UInt64 = 0
+    public var seconds: Double = 0
+}
+
+/// Runs sync cycles for a replica: push the outbox in batches, process acks, pull pages until the
+/// end, applying each page and advancing the cursor in one transaction (invariant 6).
+public struct SyncEngine: Sendable {
+    public let replica: Replica
+    public let transport: any SyncTransport
+    /// Changes per push; the server's limit is 5,000.
+    public var pushBatchSize = 500
+    /// Cells per pull page asked for (0: the server's default).
+    public var pageSize: UInt32 = 0
+    var logger: Logger
+
+    public init(replica: Replica, transport: any SyncTransport, logger: Logger = Logger(label: "clinic-sync.engine")) {
+        self.replica = replica
+        self.transport = transport
+        self.logger = logger
+    }
+
+    /// One cycle. Safe to interrupt anywhere: what was committed stays, and the next cycle resumes.
+    public func sync(progress: (@Sendable (SyncProgress) -> Void)? = nil) async throws -> SyncSummary {
+        let started = ContinuousClock.now
+        guard let identity = try replica.identity(),
+              let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
+        else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+        var summary = SyncSummary()
+        while true {
+            let (request, pending) = try await replica.writer.read { db -> (SyncRequest, Int) in
+                let changes = try Outbox.batch(limit: pushBatchSize, replica: identity.replica, in: db)
+                let request = SyncRequest(
+                    replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
+                    cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0), pageLimit: pageSize, changes: changes)
+                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0)
+            }
+            let frame = FrameCodec.encode(request)
+            let body = Deflate.compress(frame)
+            let response = try await transport.post("/v1/sync", body: body, token: token)
+            let (page, inflated) = try decode(response, as: SyncResponse.self)
+            summary.roundTrips += 1
+            summary.bytesSent += body.count
+            summary.frameBytesSent += frame.count
+            summary.bytesReceived += response.body.count
+            summary.frameBytesReceived += inflated
+            let applied = try apply(page, pushed: request.changes)
+            summary.pushed += applied.acknowledged
+            summary.rejected += applied.rejected
+            summary.pulled += page.changes.count
+            summary.purged += page.exits.count
+            summary.cursor = page.cursor
+            logger.debug("sync round trip", metadata: [
+                "pushed": .stringConvertible(request.changes.count), "pulled": .stringConvertible(page.changes.count),
+                "cursor": .stringConvertible(page.cursor), "more": .stringConvertible(page.more),
+            ])
+            progress?(SyncProgress(pushed: summary.pushed, pending: max(0, pending - request.changes.count), pulled: summary.pulled,
+                                   pages: summary.roundTrips, bytesSent: summary.bytesSent, bytesReceived: summary.bytesReceived))
+            let outboxLeft = pending > request.changes.count
+            if !page.more && !outboxLeft { break }
+            if request.changes.isEmpty && !page.more { break }
+        }
+        try await replica.writer.write { db in
+            try SyncMeta.set(MetaKey.lastSyncAt, ISO8601DateFormatter().string(from: Date()), in: db)
+        }
+        summary.openConflicts = try replica.conflicts.list().count
+        summary.seconds = (ContinuousClock.now - started).seconds
+        logger.info("sync finished", metadata: [
+            "pushed": .stringConvertible(summary.pushed), "rejected": .stringConvertible(summary.rejected),
+            "pulled": .stringConvertible(summary.pulled), "round_trips": .stringConvertible(summary.roundTrips),
+            "bytes_sent": .stringConvertible(summary.bytesSent), "bytes_received": .stringConvertible(summary.bytesReceived),
+        ])
+        return summary
+    }
+
+    /// Processes the ack and applies the page in one transaction.
+    private func apply(_ page: SyncResponse, pushed: [PushedChange]) throws -> (acknowledged: Int, rejected: Int) {
+        var erased = false
+        let result = try replica.writer.write { db -> (Int, Int) in
+            var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
+            try? clock.receive(page.clock, wall: replica.wall.milliseconds())
+            let rejectedCounters = Set(page.rejected.map(\.counter))
+            let now = ISO8601DateFormatter().string(from: Date())
+            for rejection in page.rejected {
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO sync_dead_letter (counter, tbl, row, col, value, hlc, reason, rejected_at)
+                    SELECT counter, tbl, row, col, value, hlc, ?, ? FROM sync_outbox WHERE counter = ?
+                    """, arguments: [rejection.reason.name, now, Int64(rejection.counter)])
+            }
+            let acknowledged = pushed.filter { $0.counter <= page.acknowledged }
+            try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [Int64(page.acknowledged)])
+
+            var writes: [SequencedChange] = []
+            func flush() throws {
+                if !writes.isEmpty { _ = try replica.applier.apply(writes, in: db) }
+                writes.removeAll(keepingCapacity: true)
+            }
+            for pulled in page.changes {
+                try? clock.receive(pulled.change.version.hlc, wall: replica.wall.milliseconds())
+                if case .write(let column, _, _) = pulled.change.operation {
+                    // A column from a newer schema: this build cannot store it; keep going (forward compatible).
+                    guard pulled.change.table.definition.column(column) != nil else { continue }
+                    writes.append(SequencedChange(pulled.change, seq: Int64(pulled.seq)))
+                } else {
+                    try flush()
+                    try replica.applyDeletion(pulled.change, seq: Int64(pulled.seq), in: db)
+                    erased = erased || pulled.change.operation == .erase
+                }
+            }
+            try flush()
+            for exit in page.exits { try replica.purge(RowKey(exit.table, exit.row), in: db) }
+            try SyncMeta.set(MetaKey.cursor, Int64(page.cursor), in: db)
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            return (acknowledged.count, acknowledged.filter { rejectedCounters.contains($0.counter) }.count)
+        }
+        if erased { try StorageConfiguration.checkpointTruncating(replica.writer) }
+        return result
+    }
+
+    /// Turns a transport response into a frame, or into a typed error.
+    func decode<T>(_ response: TransportResponse, as: T.Type) throws -> (T, Int) {
+        guard response.status == 200 else { throw Self.error(from: response) }
+        do {
+            let bytes = try Deflate.decompress(response.body, limits: InflateLimits(maxCompressedBytes: 64 << 20, maxInflatedBytes: 256 << 20, maxRatio: 200))
+            return (try FrameCodec.decode(bytes, as: T.self), bytes.count)
+        } catch let error as FrameError {
+            throw SyncError(code: .incompatibleServer, problem: error.code.rawValue, detail: error.description)
+        } catch {
+            throw SyncError(code: .incompatibleServer, detail: "the server's answer is not a deflated frame: \(error)")
+        }
+    }
+
+    static func error(from response: TransportResponse) -> SyncError {
+        struct Problem: Decodable { var code: String; var detail: String }
+        let problem = try? JSONDecoder().decode(Problem.self, from: Data(response.body))
+        let code = problem?.code
+        let detail = problem?.detail ?? "HTTP \(response.status)"
+        switch (response.status, code) {
+        case (401, "invalid_enrollment_code"): return SyncError(code: .refused, problem: code, detail: detail)
+        case (401, _): return SyncError(code: .unauthorized, problem: code, detail: detail)
+        case (_, "clock_drift"): return SyncError(code: .clockDrift, problem: code, detail: detail)
+        case (_, "unsupported_version"), (_, "wrong_frame_type"), (404, _): return SyncError(code: .incompatibleServer, problem: code, detail: detail)
+        case (502...504, _): return SyncError(code: .offline, problem: code, detail: detail)
+        default: return SyncError(code: .refused, problem: code, detail: detail)
+        }
+    }
+}
+
+extension Replica {
+    /// Exchanges a one-time enrollment code for this terminal's identity and token, and stores them.
+    @discardableResult
+    public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
+        if try identity() != nil {
+            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; use a new replica file for a new enrollment")
+        }
+        let transport = transport ?? HTTPTransport(baseURL: server)
+        let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))
+        let response = try await transport.post("/v1/enroll", body: body, token: nil)
+        let (enrolled, _) = try SyncEngine(replica: self, transport: transport).decode(response, as: EnrollResponse.self)
+        let identity = ReplicaIdentity(replica: enrolled.replica, branch: enrolled.branch, role: enrolled.role, server: server)
+        try await writer.write { db in
+            try SyncMeta.set(MetaKey.replica, enrolled.replica.databaseValue, in: db)
+            try SyncMeta.set(MetaKey.branch, enrolled.branch, in: db)
+            try SyncMeta.set(MetaKey.role, enrolled.role.name, in: db)
+            try SyncMeta.set(MetaKey.server, server, in: db)
+            try SyncMeta.set(MetaKey.token, enrolled.token, in: db)
+            try SyncMeta.set(MetaKey.cursor, 0, in: db)
+            var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
+            try? clock.receive(enrolled.clock, wall: wall.milliseconds())
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+        }
+        return identity
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// What a transport got back.
+public struct TransportResponse: Sendable {
+    public var status: Int
+    public var contentType: String?
+    public var body: [UInt8]
+
+    public init(status: Int, contentType: String?, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// Carries deflated frames to the server: HTTP in production, in memory in the simulator.
+public protocol SyncTransport: Sendable {
+    /// POSTs a deflated frame to `path` (`/v1/sync`, `/v1/enroll`). Throws ``SyncError/offline`` when
+    /// the server cannot be reached.
+    func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse
+}
+
+/// The HTTP client terminals share. A global lives as long as the process, so it is never shut down
+/// (AsyncHTTPClient's own `.shared` inflates responses itself, which would bypass our limits).
+public let sharedSyncHTTPClient = HTTPClient(
+    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+    configuration: HTTPClient.Configuration(decompression: .disabled))
+
+/// HTTP/1.1 through AsyncHTTPClient.
+public struct HTTPTransport: SyncTransport {
+    public let baseURL: String
+    public let timeout: TimeAmount
+    let client: HTTPClient
+
+    /// - Parameters:
+    ///   - baseURL: e.g. `http://127.0.0.1:8080`.
+    ///   - client: defaults to a process-wide client that is never shut down. Its decompression is
+    ///     off: bodies are inflated by SyncCore under our own limits, not by the HTTP layer.
+    public init(baseURL: String, timeout: TimeAmount = .seconds(30), client: HTTPClient = sharedSyncHTTPClient) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.timeout = timeout
+        self.client = client
+    }
+
+    public func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/vnd.clinicsync.frame")
+        request.headers.add(name: "Content-Encoding", value: "deflate")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            // Responses are bounded too: a page is at most a few MiB deflated.
+            let buffer = try await response.body.collect(upTo: 64 << 20)
+            return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
+                                     body: Array(buffer.readableBytesView))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
+            throw SyncError.offline("\(baseURL) did not answer in time")
+        } catch {
+            // Anything below HTTP (refused, reset, DNS, TLS) means the server cannot be reached now.
+            throw SyncError.offline("cannot reach \(baseURL): \(error)")
+        }
+    }
+}
+
+/// Why a sync (or enrollment) failed. Typed so an app and the daemon can react: back off when
+/// offline, stop and alert when unauthorized, and so on. Never carries patient data.
+public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, Codable {
+        /// The server could not be reached; try again later.
+        case offline
+        /// The token is missing, unknown or revoked; the terminal must be enrolled again.
+        case unauthorized
+        /// The server speaks another protocol version, or answered with something that is not a frame.
+        case incompatibleServer = "incompatible_server"
+        /// The server refused this terminal's clock; fix the clock, then sync.
+        case clockDrift = "clock_drift"
+        /// The server refused the request for another reason (see `problem`).
+        case refused
+        /// This replica is not enrolled.
+        case notEnrolled = "not_enrolled"
+    }
+
+    public let code: Code
+    /// The server's problem code, if it sent one.
+    public let problem: String?
+    public let detail: String
+
+    public init(code: Code, problem: String? = nil, detail: String) {
+        self.code = code
+        self.problem = problem
+        self.detail = detail
+    }
+
+    public static func offline(_ detail: String) -> SyncError { SyncError(code: .offline, detail: detail) }
+
+    public var description: String {
+        switch code {
+        case .offline: "offline: \(detail)"
+        case .unauthorized: "unauthorized (\(problem ?? "401")): \(detail)"
+        case .incompatibleServer: "incompatible server: \(detail)"
+        case .clockDrift: "clock drift: \(detail)"
+        case .refused: "refused (\(problem ?? "?")): \(detail)"
+        case .notEnrolled: detail
+        }
+    }
+}
