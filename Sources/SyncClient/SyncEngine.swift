@@ -99,7 +99,7 @@ public struct SyncEngine: Sendable {
         }
         summary.openConflicts = try replica.conflicts.list().count
         summary.seconds = (ContinuousClock.now - started).seconds
-        logger.info("sync finished", metadata: [
+        logger.debug("sync finished", metadata: [
             "pushed": .stringConvertible(summary.pushed), "rejected": .stringConvertible(summary.rejected),
             "pulled": .stringConvertible(summary.pulled), "round_trips": .stringConvertible(summary.roundTrips),
             "bytes_sent": .stringConvertible(summary.bytesSent), "bytes_received": .stringConvertible(summary.bytesReceived),

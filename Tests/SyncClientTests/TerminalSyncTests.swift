@@ -191,7 +191,7 @@ struct TerminalSyncTests {
             _ = try await harness.store.revokeDevice(id: device.id)
             let error = await #expect(throws: SyncError.self) { try await a.sync() }
             #expect(error?.code == .unauthorized && error?.problem == "revoked_token")
-            let offline = SyncEngine(replica: a.replica, transport: HTTPTransport(baseURL: "http://127.0.0.1:9"))
+            let offline = SyncEngine(replica: a.replica, transport: HTTPTransport(baseURL: "http://127.0.0.1:9", timeout: .seconds(1)))
             let down = await #expect(throws: SyncError.self) { try await offline.sync() }
             #expect(down?.code == .offline)
         }

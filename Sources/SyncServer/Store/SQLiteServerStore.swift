@@ -141,6 +141,24 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
+    /// Creates a device at `branch` and returns it with its one-time enrollment code.
+    public func issueEnrollmentCode(branch: String, name: String, role: DeviceRole, lifetime: Double = SyncLimits().enrollmentCodeLifetime) async throws -> (Device, String) {
+        var generator = SystemRandomNumberGenerator()
+        let code = Credentials.makeEnrollmentCode(using: &generator)
+        let expires = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000 + lifetime)
+        let device = try await addDevice(branch: branch, name: name, role: role, codeHash: Credentials.hash(Credentials.normalizedCode(code)), codeExpiresAt: expires)
+        return (device, code)
+    }
+
+    /// The branches, by id.
+    public func branches() throws -> [BranchInfo] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM branch ORDER BY id").map {
+                BranchInfo(id: $0["id"], name: $0["name"] ?? "", address: $0["address"], phone: $0["phone"])
+            }
+        }
+    }
+
     public func devices() async throws -> [Device] {
         try await writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY branch, created_at").map(Self.device(from:))

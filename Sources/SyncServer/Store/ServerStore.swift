@@ -19,6 +19,14 @@ public struct Device: Hashable, Sendable, Codable {
     public var isRevoked: Bool { revokedAt != nil }
 }
 
+/// A clinic branch.
+public struct BranchInfo: Hashable, Sendable, Codable {
+    public var id: String
+    public var name: String
+    public var address: String?
+    public var phone: String?
+}
+
 /// A recorded conflict: two concurrent writes to one cell, or a write that met a deleted row.
 public struct ConflictRecord: Hashable, Sendable, Codable {
     public var id: String

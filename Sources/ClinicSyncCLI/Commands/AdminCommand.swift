@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import SyncCore
+import SyncServer
+
+/// `clinic-sync admin`: head-office administration on the server's data folder, with or without a
+/// running server (SQLite's WAL lets both use the file at once).
+struct AdminCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin",
+        abstract: "Manage branches, devices, content, conflicts and erasure on the server's data folder.",
+        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self])
+
+    struct Branch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add or list branches.", subcommands: [Add.self, List.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add a branch (or update its details).")
+            @OptionGroup var data: DataOption
+            @Option(help: "Short id, e.g. harley-street.") var id: String
+            @Option(help: "Display name.") var name: String
+            @Option(help: "Postal address.") var address: String?
+            @Option(help: "Phone number.") var phone: String?
+            @OptionGroup var output: JSONFlag
+
+            func validate() throws {
+                guard id.range(of: "^[a-z0-9][a-z0-9-]*$", options: .regularExpression) != nil else {
+                    throw ValidationError("--id must be lowercase letters, digits and dashes, e.g. harley-street")
+                }
+            }
+
+            func run() async throws {
+                let store = try SQLiteServerStore(directory: data.data)
+                try await store.saveBranch(id: id, name: name, address: address, phone: phone)
+                if output.json { try Output.json(["id": id, "name": name]) } else { print("branch \(id) saved") }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List branches.")
+            @OptionGroup var data: DataOption
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let branches = try SQLiteServerStore(directory: data.data).branches()
+                if output.json { try Output.json(branches) } else {
+                    print(Output.table(["ID", "NAME", "ADDRESS"], branches.map { [$0.id, $0.name, $0.address ?? ""] }))
+                }
+            }
+        }
+    }
+
+    struct DeviceCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "device", abstract: "Issue enrollment codes, list and revoke devices.", subcommands: [Add.self, List.self, Revoke.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create a device and print its one-time enrollment code.",
+                discussion: "The code is valid for 24 hours and works once; the terminal exchanges it with `clinic-sync terminal enroll`.")
+            @OptionGroup var data: DataOption
+            @Option(help: "The branch the device belongs to.") var branch: String
+            @Option(help: "A name for the device, e.g. reception-1.") var name = "terminal"
+            @Option(help: "terminal (its branch's enquiries) or editor (content too).") var role = "terminal"
+            @OptionGroup var output: JSONFlag
+
+            func validate() throws {
+                guard DeviceRole(name: role) != nil else { throw ValidationError("--role must be terminal or editor") }
+            }
+
+            func run() async throws {
+                let store = try SQLiteServerStore(directory: data.data)
+                let (device, code) = try await store.issueEnrollmentCode(branch: branch, name: name, role: DeviceRole(name: role)!)
+                if output.json {
+                    try Output.json(["device": device.id, "branch": device.branch, "code": code])
+                } else {
+                    print("device \(device.id) (\(device.role.name) at \(device.branch))")
+                    print("enrollment code: \(code)   (one use, valid 24 h)")
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List devices.")
+            @OptionGroup var data: DataOption
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let devices = try await SQLiteServerStore(directory: data.data).devices()
+                if output.json { try Output.json(devices) } else {
+                    let formatter = ISO8601DateFormatter()
+                    print(Output.table(["ID", "NAME", "BRANCH", "ROLE", "STATE", "LAST SEEN"], devices.map { device in
+                        let state = device.isRevoked ? "revoked" : device.enrolledAt == nil ? "awaiting enrollment" : "enrolled"
+                        return [device.id, device.name, device.branch, device.role.name, state, device.lastSeenAt.map(formatter.string(from:)) ?? "-"]
+                    }))
+                }
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke a device: its next request is refused.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "The device id.") var id: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let device = try await SQLiteServerStore(directory: data.data).revokeDevice(id: id)
+                if output.json { try Output.json(device) } else { print("device \(device.id) revoked") }
+            }
+        }
+    }
+
+    struct ContentCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "content", abstract: "Import content.", subcommands: [Import.self])
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "import",
+                abstract: "Import Markdown files with front matter as content rows.",
+                discussion: "PATH is a .md file or a folder of them (see fixtures/README.md for the front matter). Re-importing updates rows in place.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "A Markdown file or a folder of them.") var path: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let items = try ContentImporter.items(at: path)
+                let store = try SQLiteServerStore(directory: data.data)
+                try await store.write(items.flatMap(\.cells))
+                if output.json { try Output.json(["imported": items.map(\.id)]) } else {
+                    print("imported \(items.count) content item\(items.count == 1 ? "" : "s"): \(items.map(\.id).joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    struct Conflicts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Conflicts recorded by the server.", subcommands: [List.self])
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List conflicts (open ones unless --all).")
+            @OptionGroup var data: DataOption
+            @Flag(help: "Include resolved conflicts.") var all = false
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let conflicts = try await SQLiteServerStore(directory: data.data).conflicts(includeResolved: all)
+                if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
+                    print(Output.table(["ID", "TABLE", "ROW", "COLUMN", "WINNER", "LOSER", "BRANCH", "STATE"], conflicts.map {
+                        [String($0.id.prefix(8)), $0.table, $0.row, $0.column, $0.winnerReplica, $0.loserReplica, $0.branch, $0.resolved ? "resolved" : "open"]
+                    }))
+                }
+            }
+        }
+    }
+
+    struct Erase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase an enquiry everywhere (UK GDPR erasure).",
+            discussion: "Removes every stored value of the enquiry, its notes and conflicts on the server; terminals delete it on their next sync.")
+        @OptionGroup var data: DataOption
+        @Argument(help: "The enquiry id.") var id: String
+        @OptionGroup var output: JSONFlag
+
+        func run() async throws {
+            try await SQLiteServerStore(directory: data.data).erase(.enquiry, row: id)
+            if output.json { try Output.json(["erased": id]) } else { print("enquiry \(id) erased") }
+        }
+    }
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add deterministic synthetic enquiries (obviously fake people) for tests and demos.")
+        @OptionGroup var data: DataOption
+        @Option(help: "How many enquiries.") var enquiries = 100
+        @Option(help: "Seed: the same seed gives the same enquiries.") var seed: UInt64 = 1
+        @Option(help: "Only this branch (default: spread over every branch).") var branch: String?
+        @OptionGroup var output: JSONFlag
+
+        func run() async throws {
+            let store = try SQLiteServerStore(directory: data.data)
+            let branches = try branch.map { [$0] } ?? store.branches().map(\.id)
+            guard !branches.isEmpty else { throw CLIError("no branches yet: add one with `clinic-sync admin branch add`") }
+            let rows = SyntheticEnquiries.generate(count: enquiries, seed: seed, branches: branches)
+            for chunk in stride(from: 0, to: rows.count, by: 2_000) {
+                try await store.write(rows[chunk..<min(chunk + 2_000, rows.count)].flatMap(\.cells))
+            }
+            if output.json { try Output.json(["generated": rows.count]) } else { print("generated \(rows.count) enquiries over \(branches.joined(separator: ", "))") }
+        }
+    }
+}

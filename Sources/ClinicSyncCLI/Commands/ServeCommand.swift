@@ -1,0 +1,45 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SyncServer
+
+/// `clinic-sync serve`: the head-office sync server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the sync server on the embedded SQLite store.",
+        discussion: """
+            The store lives in DIR/server.sqlite, created and migrated on first start. Stops gracefully on \
+            SIGTERM or SIGINT. Check it with `curl http://HOST:PORT/healthz` and `curl http://HOST:PORT/metrics`.
+            """)
+
+    @OptionGroup var data: DataOption
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "TCP port (0 picks a free one).") var port = 8080
+    @Option(help: ArgumentHelp("Largest compressed request body, in bytes.", valueName: "bytes")) var maxBody = SyncLimits().inflate.maxCompressedBytes
+    @Option(help: ArgumentHelp("Largest inflated request body, in bytes.", valueName: "bytes")) var maxInflated = SyncLimits().inflate.maxInflatedBytes
+    @Option(help: "Most changes in one push.") var maxChanges = SyncLimits().maxChangesPerPush
+    @Option(help: "Most cells in one pull page.") var maxPage = SyncLimits().maxPageSize
+    @Option(help: ArgumentHelp("How far ahead of the server a client clock may be, in seconds.", valueName: "seconds"))
+    var maxClockDrift = Int(SyncLimits().maxClockDriftMilliseconds / 1000)
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = try log.logger("clinic-sync.server")
+        var limits = SyncLimits()
+        limits.inflate.maxCompressedBytes = maxBody
+        limits.inflate.maxInflatedBytes = maxInflated
+        limits.maxChangesPerPush = maxChanges
+        limits.maxPageSize = maxPage
+        limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000
+        let store = try SQLiteServerStore(directory: data.data)
+        let host = self.host
+        let dataFolder = data.data
+        let app = buildApplication(ServerConfiguration(host: host, port: port, limits: limits), store: store, logger: logger) { port in
+            logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
+        }
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
+    }
+}

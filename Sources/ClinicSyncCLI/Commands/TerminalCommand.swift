@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SyncClient
+import SyncCore
+
+/// `clinic-sync terminal`: a reception terminal's local replica — works offline, syncs when it can.
+struct TerminalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "terminal",
+        abstract: "Work with a terminal's local replica: enroll, take enquiries, read content, sync, resolve conflicts.",
+        discussion: "Every command but `enroll` and `sync` works offline. Name the replica with --db or $CLINIC_SYNC_DB.",
+        subcommands: [Enroll.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
+
+    struct Enroll: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enroll this replica with a one-time code from `clinic-sync admin device add`.")
+        @OptionGroup var replica: ReplicaOption
+        @Option(help: "The server's URL, e.g. http://127.0.0.1:8080.") var server: String
+        @Option(help: "The enrollment code.") var code: String
+        @Option(help: "A name for this terminal.") var name = ProcessInfo.processInfo.hostName
+        @OptionGroup var output: JSONFlag
+
+        func run() async throws {
+            let identity = try await cliErrors { try await Replica.open(at: replica.db).enroll(server: server, code: code, deviceName: name) }
+            if output.json { try Output.json(identity) } else {
+                print("enrolled \(replica.db) as replica \(identity.replica) at \(identity.branch) (\(identity.role.name)); next: clinic-sync terminal sync")
+            }
+        }
+    }
+
+    struct Sync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Push local changes and pull everything new, once.",
+            discussion: "Exit status 0 on success, 1 on error; with --json the summary (or the error) is printed as JSON.")
+        @OptionGroup var replica: ReplicaOption
+        @OptionGroup var output: JSONFlag
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            let replica = try Replica.open(at: replica.db)
+            let engine = SyncEngine(replica: replica, transport: try HTTPTransport(baseURL: serverURL(replica)), logger: try log.logger("clinic-sync.terminal"))
+            let interactive = Output.isInteractive && !output.json
+            do {
+                let summary = try await engine.sync { progress in
+                    guard interactive else { return }
+                    Output.standardError("\rsync: ↑ \(progress.pushed) sent, \(progress.pending) pending  ↓ \(progress.pulled) received  \(progress.pages) round trips  \(progress.bytesSent + progress.bytesReceived) bytes  ")
+                }
+                if interactive { Output.standardError("\r\u{1B}[K") }
+                if output.json { try Output.json(summary) } else {
+                    print("synced: \(summary.pushed) sent (\(summary.rejected) rejected), \(summary.pulled) received, \(summary.purged) purged, "
+                          + "\(summary.bytesSent + summary.bytesReceived) bytes in \(summary.roundTrips) round trips, \(String(format: "%.2f", summary.seconds)) s; "
+                          + "\(summary.openConflicts) open conflicts")
+                }
+            } catch let error as SyncError {
+                if interactive { Output.standardError("\n") }
+                if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? "", "detail": error.detail]) }
+                throw CLIError(error.description)
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show who this terminal is and what is waiting.")
+        @OptionGroup var replica: ReplicaOption
+        @OptionGroup var output: JSONFlag
+
+        func run() throws {
+            let status = try Replica.open(at: replica.db).status()
+            if output.json { try Output.json(status); return }
+            if let identity = status.identity {
+                print("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
+                print("server       \(identity.server)")
+            } else {
+                print("replica      not enrolled (clinic-sync terminal enroll --server URL --code CODE)")
+            }
+            print("last sync    \(status.lastSyncAt ?? "never")")
+            print("pending      \(status.pendingChanges) local changes")
+            print("conflicts    \(status.openConflicts) open")
+            print("dead letters \(status.deadLetters)")
+            print("holds        \(status.enquiries) enquiries, \(status.contentItems) content items")
+        }
+    }
+
+    struct DeadLetters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "dead-letters", abstract: "List local changes the server refused.")
+        @OptionGroup var replica: ReplicaOption
+        @OptionGroup var output: JSONFlag
+
+        func run() throws {
+            let letters = try Replica.open(at: replica.db).deadLetters()
+            if output.json { try Output.json(letters) } else if letters.isEmpty { print("no dead letters") } else {
+                print(Output.table(["COUNTER", "TABLE", "ROW", "COLUMN", "REASON", "REJECTED"], letters.map {
+                    [String($0.counter), $0.table, $0.row, $0.column, $0.reason, $0.rejectedAt]
+                }))
+            }
+        }
+    }
+}
+
+func serverURL(_ replica: Replica) throws -> String {
+    guard let identity = try replica.identity() else { throw CLIError(ReplicaError.notEnrolledDescription) }
+    return identity.server
+}
+
+/// Maps library errors to one-line CLI errors.
+func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as SyncError {
+        throw CLIError(error.description)
+    } catch let error as ReplicaError {
+        throw CLIError(error.description)
+    }
+}
+
+func cliErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ReplicaError {
+        throw CLIError(error.description)
+    }
+}
+
+extension ReplicaError {
+    static var notEnrolledDescription: String { "this terminal is not enrolled; run `clinic-sync terminal enroll --server URL --code CODE` first" }
+}

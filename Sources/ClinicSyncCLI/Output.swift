@@ -1,0 +1,31 @@
+import Foundation
+
+/// Printing for humans and for scripts.
+enum Output {
+    /// Pretty, sorted-key JSON on standard output.
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// A plain text table with a header row, columns padded to fit.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = header.indices.map { column in
+            ([header] + rows).map { $0[column].count }.max() ?? 0
+        }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    /// Whether standard error is a terminal (progress bars only then).
+    static var isInteractive: Bool { isatty(STDERR_FILENO) == 1 }
+
+    static func standardError(_ text: String) {
+        FileHandle.standardError.write(Data((text).utf8))
+    }
+}
