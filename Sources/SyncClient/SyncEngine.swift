@@ -35,6 +35,8 @@ public struct SyncSummary: Sendable, Codable, Hashable {
     public var openConflicts = 0
     public var cursor: UInt64 = 0
     public var seconds: Double = 0
+
+    public init() {}
 }
 
 /// Runs sync cycles for a replica: push the outbox in batches, process acks, pull pages until the

@@ -20,18 +20,23 @@ struct DecodeCommand: ParsableCommand {
         } catch {
             throw CLIError("cannot read \(file): \((error as NSError).localizedDescription)")
         }
-        var bytes = [UInt8](data)
+        print(try Self.render([UInt8](data), name: file), terminator: "")
+    }
+
+    /// The JSON rendering of a frame file's bytes, inflating them first if they are deflated.
+    static func render(_ bytes: [UInt8], name: String) throws -> String {
+        var bytes = bytes
         if Deflate.looksCompressed(bytes) {
             do {
                 bytes = try Deflate.decompress(bytes, limits: InflateLimits(maxCompressedBytes: 256 << 20, maxInflatedBytes: 1 << 30, maxRatio: 1000))
             } catch {
-                throw CLIError("\(file): \(error)")
+                throw CLIError("\(name): \(error)")
             }
         }
         do {
-            print(try FrameCodec.decode(bytes).jsonRendering(), terminator: "")
+            return try FrameCodec.decode(bytes).jsonRendering()
         } catch {
-            throw CLIError("\(file): \(error)")
+            throw CLIError("\(name): \(error)")
         }
     }
 }
