@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SyncCore", targets: ["SyncCore"]),
         .library(name: "SyncClient", targets: ["SyncClient"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
+        .library(name: "SyncSimulator", targets: ["SyncSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -57,10 +58,29 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Deterministic simulation of terminals and a server over an in-memory transport (issue 5).
+        .target(
+            name: "SyncSimulator",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The SQLite session extension, only as the benchmark's baseline.
+        .target(name: "CSQLiteSession", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(
+            name: "SyncBench",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "CSQLiteSession",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ClinicSyncCLI",
             dependencies: [
-                "SyncCore", "SyncStorage", "SyncServer", "SyncClient",
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "SyncSimulator", "SyncBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,6 +96,13 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SyncSimulatorTests",
+            dependencies: [
+                "SyncCore", "SyncServer", "SyncClient", "SyncSimulator",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -10,7 +10,7 @@ public struct ClinicSyncCommand: AsyncParsableCommand {
             and shows a whole sync story in a few seconds.
             """,
         subcommands: [
-            DemoCommand.self, ServeCommand.self, AdminCommand.self, TerminalCommand.self, DaemonCommand.self, DecodeCommand.self,
+            DemoCommand.self, ServeCommand.self, AdminCommand.self, TerminalCommand.self, DaemonCommand.self, BenchCommand.self, SimulateCommand.self, DecodeCommand.self,
         ]
     )
 

@@ -96,6 +96,13 @@ public struct ReplicaIdentity: Hashable, Sendable, Codable {
     public var branch: String
     public var role: DeviceRole
     public var server: String
+
+    public init(replica: ReplicaID, branch: String, role: DeviceRole, server: String) {
+        self.replica = replica
+        self.branch = branch
+        self.role = role
+        self.server = server
+    }
 }
 
 /// What `clinic-sync terminal status` shows.

@@ -9,9 +9,17 @@ public struct Enquiries: Sendable {
     /// Records a new enquiry for this terminal's branch and returns its id.
     @discardableResult
     public func add(_ enquiry: NewEnquiry, id: String = UUID().uuidString.lowercased()) throws -> String {
+        try add(contentsOf: [enquiry], ids: [id])[0]
+    }
+
+    /// Records several enquiries in one transaction (an import, a form queue) and returns their ids.
+    @discardableResult
+    public func add(contentsOf enquiries: [NewEnquiry], ids: [String]? = nil) throws -> [String] {
         guard let identity = try replica.identity() else { throw ReplicaError.notEnrolled }
+        let ids = ids ?? enquiries.map { _ in UUID().uuidString.lowercased() }
+        precondition(ids.count == enquiries.count, "one id per enquiry")
         let createdAt = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(replica.wall.milliseconds()) / 1000))
-        try replica.commit([.write(.enquiry, id, [
+        try replica.commit(zip(ids, enquiries).map { id, enquiry in .write(.enquiry, id, [
             (Columns.Enquiry.branch, .text(identity.branch)),
             (Columns.Enquiry.createdAt, .text(createdAt)),
             (Columns.Enquiry.name, .text(enquiry.name)),
@@ -22,8 +30,8 @@ public struct Enquiries: Sendable {
             (Columns.Enquiry.preferredContact, enquiry.preferredContact.value),
             (Columns.Enquiry.consentToContact, .integer(enquiry.consentToContact ? 1 : 0)),
             (Columns.Enquiry.status, .text("new")),
-        ])])
-        return id
+        ]) })
+        return ids
     }
 
     /// Changes fields of an enquiry; only the named columns are written.
@@ -169,7 +177,9 @@ public struct Conflicts: Sendable {
 
     /// Conflicts with "resolved" derived: closed by the server, or the cell has moved past the winner here.
     private static func rows(_ db: Database) throws -> [Conflict] {
-        try Row.fetchAll(db, sql: "SELECT * FROM sync_conflict ORDER BY detected_at, id").map { row in
+        // A conflict row's cells can arrive over two pull pages: skip one that is not whole yet, never crash on it.
+        try Row.fetchAll(db, sql: "SELECT * FROM sync_conflict ORDER BY detected_at, id").compactMap { row -> Conflict? in
+            guard let rowID = row["row_id"] as String? else { return nil }
             let tableName: String = row["table_name"] ?? ""
             let columnName: String = row["column_name"] ?? ""
             let table = TableID(name: tableName)
@@ -178,17 +188,17 @@ public struct Conflicts: Sendable {
             var deleted = false
             if let table {
                 deleted = try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0",
-                                            arguments: [Int64(table.rawValue), row["row_id"] as String]) ?? false
+                                            arguments: [Int64(table.rawValue), rowID]) ?? false
                 if let column {
                     current = try Row.fetchOne(db, sql: "SELECT hlc, replica FROM sync_cell WHERE tbl = ? AND row = ? AND col = ?",
-                                               arguments: [Int64(table.rawValue), row["row_id"] as String, Int64(column.id.rawValue)])
+                                               arguments: [Int64(table.rawValue), rowID, Int64(column.id.rawValue)])
                         .map { Version(hlc: HLC(databaseValue: $0[0]), replica: ReplicaID(databaseValue: $0[1])) }
                 }
             }
             let winner = Version(hlc: HLC(databaseValue: row["winner_hlc"] ?? 0), replica: ReplicaID(row["winner_replica"] ?? "") ?? ReplicaID(0))
             let superseded = current.map { $0 > winner } ?? false
             return Conflict(
-                id: row["id"], table: tableName, row: row["row_id"] ?? "", column: columnName,
+                id: row["id"], table: tableName, row: rowID, column: columnName,
                 winnerValue: (Value.fromDatabaseValue(row["winner_value"]) ?? .null).displayText,
                 winnerReplica: row["winner_replica"] ?? "",
                 loserValue: (Value.fromDatabaseValue(row["loser_value"]) ?? .null).displayText,

@@ -11,9 +11,11 @@ import SyncStorage
 public struct Replica: Sendable {
     /// The file this replica lives in.
     public let path: String
-    let writer: DatabasePool
+    /// `package` so the simulator can read the file's sync metadata (outbox, clock) for its checks.
+    package let writer: DatabasePool
     let wall: any WallClock
-    let applier = ChangeApplier(keepsValues: false, reSequencesDuplicates: true)
+    /// `package` so the simulator can switch on the merge rule's test-only fault.
+    package var applier = ChangeApplier(keepsValues: false, reSequencesDuplicates: true)
 
     /// Opens the replica at `path`, creating it (mode 0600) and migrating it as needed.
     public static func open(at path: String, clock: any WallClock = SystemWallClock()) throws -> Replica {
@@ -51,6 +53,17 @@ public struct Replica: Sendable {
         else { return nil }
         let role = (try SyncMeta.get(MetaKey.role, in: db) as String?).flatMap(DeviceRole.init(name:)) ?? .terminal
         return ReplicaIdentity(replica: ReplicaID(databaseValue: replica), branch: branch, role: role, server: server)
+    }
+
+    /// Sets this replica's identity without a server: for benchmarks and the simulator's fixtures.
+    package func assumeIdentity(_ identity: ReplicaIdentity, token: String) throws {
+        try writer.write { db in
+            try SyncMeta.set(MetaKey.replica, identity.replica.databaseValue, in: db)
+            try SyncMeta.set(MetaKey.branch, identity.branch, in: db)
+            try SyncMeta.set(MetaKey.role, identity.role.name, in: db)
+            try SyncMeta.set(MetaKey.server, identity.server, in: db)
+            try SyncMeta.set(MetaKey.token, token, in: db)
+        }
     }
 
     /// Counts for `status`.
@@ -91,6 +104,11 @@ public struct Replica: Sendable {
         try commit([.write(table, row, cells)])
     }
 
+    /// Deletes a row (a tombstone, not an erasure). The simulator's delete-versus-edit scenarios use it.
+    package func delete(_ table: TableID, _ row: String) throws {
+        try commit([.delete(table, row, erase: false)])
+    }
+
     /// One local write: cells of one or more rows, or a row delete/erase, under one clock reading.
     enum LocalEdit {
         case write(TableID, String, [(ColumnID, Value)])
@@ -112,15 +130,23 @@ public struct Replica: Sendable {
                             throw ReplicaError(.invalidValue, problem)
                         }
                     }
-                    let snapshot = try applier.snapshot(of: RowKey(table, row), in: db)
-                    if snapshot.tombstone != nil {
-                        throw ReplicaError(.rowDeleted, "\(table.name) \(row) was deleted")
+                    var changes = cells.map { column, value in
+                        Change(table: table, row: row, operation: .write(column: column, value: value, baseSeq: 0), version: version)
                     }
-                    let changes = cells.map { column, value in
-                        Change(table: table, row: row, operation: .write(column: column, value: value, baseSeq: UInt64(snapshot.cells[column]?.seq ?? 0)), version: version)
+                    let outcomes = try applier.apply(changes.map { SequencedChange($0) }, in: db)
+                    // baseSeq is the seq of the version this write replaced: what its author had seen.
+                    for (index, outcome) in outcomes.enumerated() {
+                        switch outcome {
+                        case .applied(let previous):
+                            changes[index].operation = .write(column: cells[index].0, value: cells[index].1, baseSeq: UInt64(previous?.seq ?? 0))
+                        case .rowDeleted:
+                            throw ReplicaError(.rowDeleted, "\(table.name) \(row) was deleted")
+                        case .keptCurrent, .duplicate, .deleted:
+                            // A fresh clock reading beats every stored version; nothing else can happen here.
+                            break
+                        }
                     }
-                    _ = try applier.apply(changes.map { SequencedChange($0) }, in: db)
-                    for change in changes { try Outbox.append(change, in: db) }
+                    try Outbox.append(changes, in: db)
                 case .delete(let table, let row, let erase):
                     let change = Change(table: table, row: row, operation: erase ? .erase : .delete, version: version)
                     try applyDeletion(change, in: db)
@@ -133,12 +159,69 @@ public struct Replica: Sendable {
         if erased { try StorageConfiguration.checkpointTruncating(writer) }
     }
 
+    /// Re-issues the versions of unsent changes stamped while this terminal's wall clock ran ahead.
+    ///
+    /// The server refuses a push holding any version more than its drift bound ahead of its clock
+    /// (invariant 2, `clock_drift`). A terminal whose clock ran a year ahead stamped its writes a
+    /// year ahead, and its clock's high-water mark with them; fixing the wall clock alone would leave
+    /// them refused for a year. Once the clock is back (the high-water mark is more than `maxDrift`
+    /// ahead of both the wall clock and every version received from others), the first pending change
+    /// beyond that bound and every later one get new readings, in order, above every version this
+    /// replica keeps; the high-water mark comes down with them. Those readings never left this file
+    /// (the server refused every request carrying them), so nothing anyone else holds moves backwards.
+    /// Returns false when there is nothing to re-issue (or the wall clock still runs ahead).
+    func reissueVersionsAhead(maxDrift: UInt64) throws -> Bool {
+        try writer.write { db in
+            guard let identity = try Self.identity(db) else { return false }
+            let me = identity.replica.databaseValue
+            // Versions from others approximate true time from below, should the fixed wall clock run behind.
+            let received = HLC(databaseValue: try Int64.fetchOne(db, sql: "SELECT max(hlc) FROM sync_cell WHERE replica != ?", arguments: [me]) ?? 0)
+            let reference = max(self.wall.milliseconds(), received.milliseconds)
+            let bound = HLC(milliseconds: min(reference + maxDrift, HLC.maxMilliseconds), counter: UInt16.max).databaseValue
+            let last = HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0)
+            guard last.databaseValue > bound else { return false }
+            let wall = self.wall.milliseconds()
+            let first = try Int64.fetchOne(db, sql: "SELECT min(counter) FROM sync_outbox WHERE hlc > ?", arguments: [bound]) ?? Int64.max
+            let ahead = try Row.fetchAll(db, sql: "SELECT counter, tbl, row, col, hlc FROM sync_outbox WHERE counter >= ? ORDER BY counter", arguments: [first])
+            // Kept: every version except the pending ones re-issued here and the local tombstones an erasure
+            // cascaded from them (the server makes its own). That includes this replica's versions the server
+            // has stored: a re-issued change must still come after them.
+            let kept = max(
+                try Int64.fetchOne(db, sql: """
+                    SELECT max(c.hlc) FROM sync_cell c WHERE NOT (c.replica = ? AND c.hlc > ? AND (c.col = 0 OR EXISTS (
+                        SELECT 1 FROM sync_outbox o WHERE o.counter >= ? AND o.tbl = c.tbl AND o.row = c.row AND o.col = c.col AND o.hlc = c.hlc)))
+                    """, arguments: [me, bound, first]) ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT max(hlc) FROM sync_outbox WHERE counter < ?", arguments: [first]) ?? 0)
+            var clock = HybridLogicalClock(last: HLC(databaseValue: kept))
+            var reissued: [Int64: HLC] = [:]
+            for entry in ahead {
+                let old: Int64 = entry["hlc"]
+                let new = reissued[old] ?? clock.tick(wall: wall)
+                reissued[old] = new
+                try db.execute(sql: "UPDATE sync_outbox SET hlc = ? WHERE counter = ?", arguments: [new.databaseValue, entry["counter"] as Int64])
+                try db.execute(sql: "UPDATE sync_cell SET hlc = ? WHERE tbl = ? AND row = ? AND col = ? AND hlc = ? AND replica = ?",
+                               arguments: [new.databaseValue, entry["tbl"] as Int64, entry["row"] as String, entry["col"] as Int64, old, me])
+            }
+            try db.execute(sql: "UPDATE sync_cell SET hlc = ? WHERE replica = ? AND col = 0 AND hlc > ?", arguments: [clock.last.databaseValue, me, bound])
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            return true
+        }
+    }
+
     /// Applies a delete or erase and, for an erase, everything erased with it; unsent edits of erased
     /// rows are dropped from the outbox, since their values must not leave this file.
     func applyDeletion(_ change: Change, seq: Int64? = nil, in db: Database) throws {
         let outcomes = try applier.apply([SequencedChange(change, seq: seq)], in: db)
         guard case .deleted(let tombstone, let cascade) = outcomes.first, tombstone.erased else { return }
-        for key in [RowKey(change.table, change.row)] + cascade {
+        var traces: [RowKey] = []
+        if change.table == .enquiry {
+            // Notes of it no longer in the app tables (refused, then cleared) can linger in the outbox and dead letters.
+            traces = try String.fetchAll(db, sql: """
+                SELECT row FROM sync_dead_letter WHERE tbl = ? AND col = ? AND value = ? UNION SELECT row FROM sync_outbox WHERE tbl = ? AND col = ? AND value = ?
+                """, arguments: [Int64(TableID.enquiryNote.rawValue), Int64(Columns.Note.enquiry.rawValue), change.row,
+                                  Int64(TableID.enquiryNote.rawValue), Int64(Columns.Note.enquiry.rawValue), change.row]).map { RowKey(.enquiryNote, $0) }
+        }
+        for key in [RowKey(change.table, change.row)] + cascade + traces {
             try db.execute(sql: "DELETE FROM sync_outbox WHERE tbl = ? AND row = ? AND col > 0", arguments: [Int64(key.table.rawValue), key.row])
             try db.execute(sql: "DELETE FROM sync_dead_letter WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
         }
@@ -147,14 +230,52 @@ public struct Replica: Sendable {
         }
     }
 
-    /// Removes a row that left this terminal's scope, without a tombstone: it lives on elsewhere.
-    func purge(_ key: RowKey, in db: Database) throws {
-        try db.execute(sql: "DELETE FROM \(key.table.name) WHERE id = ?", arguments: [key.row])
-        try db.execute(sql: "DELETE FROM sync_cell WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
+    /// Removes a row that left this terminal's scope, without a tombstone: it lives on elsewhere. An
+    /// enquiry takes its notes and the conflicts on them with it (SPEC 7.4), including notes written
+    /// here that the server never stored. Dead letters of these rows lose their values (patient text
+    /// of another branch's, or an erased, enquiry) unless `keepingDeadLetters`.
+    func purge(_ key: RowKey, in db: Database, keepingDeadLetters: Bool = false) throws {
+        var keys = [key]
+        if key.table == .enquiry {
+            keys += try String.fetchAll(db, sql: "SELECT id FROM enquiry_note WHERE enquiry = ?", arguments: [key.row]).map { RowKey(.enquiryNote, $0) }
+            if !keepingDeadLetters {
+                keys += try String.fetchAll(db, sql: "SELECT DISTINCT row FROM sync_dead_letter WHERE tbl = ? AND col = ? AND value = ?",
+                                            arguments: [Int64(TableID.enquiryNote.rawValue), Int64(Columns.Note.enquiry.rawValue), key.row])
+                    .map { RowKey(.enquiryNote, $0) }
+            }
+            let rows = keys.map(\.row)
+            keys += try String.fetchAll(db, sql: "SELECT id FROM sync_conflict WHERE row_id IN (\(rows.map { _ in "?" }.joined(separator: ", ")))",
+                                        arguments: StatementArguments(rows)).map { RowKey(.conflict, $0) }
+        }
+        for key in keys {
+            try db.execute(sql: "DELETE FROM \(key.table.name) WHERE id = ?", arguments: [key.row])
+            try db.execute(sql: "DELETE FROM sync_cell WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
+            if !keepingDeadLetters {
+                try db.execute(sql: "UPDATE sync_dead_letter SET value = NULL WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
+            }
+        }
     }
 }
 
 enum Outbox {
+    /// Appends changes in one statement.
+    static func append(_ changes: [Change], in db: Database) throws {
+        guard changes.count > 1 else {
+            if let change = changes.first { try append(change, in: db) }
+            return
+        }
+        var arguments = StatementArguments()
+        for change in changes {
+            guard case .write(let column, let value, let baseSeq) = change.operation else {
+                preconditionFailure("only writes are appended in batches")
+            }
+            arguments += [Int64(change.table.rawValue), change.row, Int64(column.rawValue), value, change.version.hlc.databaseValue, Int64(baseSeq)]
+        }
+        try db.cachedStatement(sql: "INSERT INTO sync_outbox (tbl, row, col, value, hlc, base_seq) VALUES "
+                               + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: changes.count).joined(separator: ", "))
+            .execute(arguments: arguments)
+    }
+
     static func append(_ change: Change, in db: Database) throws {
         let column: Int64, value: Value, baseSeq: UInt64
         switch change.operation {
@@ -166,9 +287,16 @@ enum Outbox {
             .execute(arguments: [Int64(change.table.rawValue), change.row, column, value, change.version.hlc.databaseValue, Int64(baseSeq)])
     }
 
-    /// The oldest `limit` entries, as the changes to push.
+    /// The oldest `limit` entries, as the changes to push; more when the limit would split the cells one
+    /// local write gave one row (SPEC 7.5: a new row's cells travel in one request, or a move between
+    /// two requests would strand its other cells out of scope and leave a partial row everywhere).
     static func batch(limit: Int, replica: ReplicaID, in db: Database) throws -> [PushedChange] {
-        try Row.fetchAll(db, sql: "SELECT * FROM sync_outbox ORDER BY counter LIMIT ?", arguments: [limit]).compactMap { row in
+        var rows = try Row.fetchAll(db, sql: "SELECT * FROM sync_outbox ORDER BY counter LIMIT ?", arguments: [limit])
+        if rows.count == limit, let last = rows.last {
+            rows += try Row.fetchAll(db, sql: "SELECT * FROM sync_outbox WHERE counter > ? AND hlc = ? AND tbl = ? AND row = ? ORDER BY counter",
+                                     arguments: [last["counter"] as Int64, last["hlc"] as Int64, last["tbl"] as Int64, last["row"] as String])
+        }
+        return rows.compactMap { row in
             guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)) else { return nil }
             let column: Int64 = row["col"]
             let value = Value.fromDatabaseValue(row["value"]) ?? .null

@@ -18,7 +18,6 @@ enum ReplicaSchema {
                     hlc INTEGER NOT NULL,
                     base_seq INTEGER NOT NULL
                 );
-                CREATE INDEX sync_outbox_row ON sync_outbox(tbl, row);
                 -- Changes the server refused, kept for a person to look at; they never block the outbox.
                 CREATE TABLE sync_dead_letter (
                     counter INTEGER PRIMARY KEY,

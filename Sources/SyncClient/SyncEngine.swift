@@ -46,8 +46,12 @@ public struct SyncEngine: Sendable {
     public let transport: any SyncTransport
     /// Changes per push; the server's limit is 5,000.
     public var pushBatchSize = 500
-    /// Cells per pull page asked for (0: the server's default).
-    public var pageSize: UInt32 = 0
+    /// Cells per pull page asked for (the server caps it; 0: the server's default). Large pages mean
+    /// fewer transactions, each with its fsync, on a bootstrap.
+    public var pageSize: UInt32 = 10_000
+    /// The server's clock drift bound (SPEC section 9), used to recognise versions stamped while this
+    /// terminal's clock ran ahead, once it has been fixed.
+    public var maxClockDrift: UInt64 = 5 * 60 * 1000
     var logger: Logger
 
     public init(replica: Replica, transport: any SyncTransport, logger: Logger = Logger(label: "clinic-sync.engine")) {
@@ -63,6 +67,7 @@ public struct SyncEngine: Sendable {
               let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
         var summary = SyncSummary()
+        var reissued = false
         while true {
             let (request, pending) = try await replica.writer.read { db -> (SyncRequest, Int) in
                 let changes = try Outbox.batch(limit: pushBatchSize, replica: identity.replica, in: db)
@@ -74,7 +79,16 @@ public struct SyncEngine: Sendable {
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
             let response = try await transport.post("/v1/sync", body: body, token: token)
-            let (page, inflated) = try decode(response, as: SyncResponse.self)
+            let page: SyncResponse, inflated: Int
+            do {
+                (page, inflated) = try decode(response, as: SyncResponse.self)
+            } catch let error as SyncError where error.code == .clockDrift && !reissued {
+                // Refused for versions stamped while this clock ran ahead: once the clock is fixed, re-issue them and retry once.
+                reissued = true
+                guard try replica.reissueVersionsAhead(maxDrift: maxClockDrift) else { throw error }
+                logger.notice("re-issued versions stamped while this terminal's clock ran ahead")
+                continue
+            }
             summary.roundTrips += 1
             summary.bytesSent += body.count
             summary.frameBytesSent += frame.count
@@ -110,7 +124,7 @@ public struct SyncEngine: Sendable {
     }
 
     /// Processes the ack and applies the page in one transaction.
-    private func apply(_ page: SyncResponse, pushed: [PushedChange]) throws -> (acknowledged: Int, rejected: Int) {
+    package func apply(_ page: SyncResponse, pushed: [PushedChange]) throws -> (acknowledged: Int, rejected: Int) {
         var erased = false
         let result = try replica.writer.write { db -> (Int, Int) in
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
@@ -118,20 +132,44 @@ public struct SyncEngine: Sendable {
             let rejectedCounters = Set(page.rejected.map(\.counter))
             let now = ISO8601DateFormatter().string(from: Date())
             for rejection in page.rejected {
+                // The value is kept only while this terminal still holds the row: a row that left the
+                // branch (or was never stored) leaves no patient text behind in a dead letter.
                 try db.execute(sql: """
                     INSERT OR REPLACE INTO sync_dead_letter (counter, tbl, row, col, value, hlc, reason, rejected_at)
-                    SELECT counter, tbl, row, col, value, hlc, ?, ? FROM sync_outbox WHERE counter = ?
+                    SELECT counter, tbl, row, col,
+                        CASE WHEN EXISTS (SELECT 1 FROM sync_cell c WHERE c.tbl = o.tbl AND c.row = o.row) THEN value END, hlc, ?, ?
+                    FROM sync_outbox o WHERE counter = ?
                     """, arguments: [rejection.reason.name, now, Int64(rejection.counter)])
             }
             let acknowledged = pushed.filter { $0.counter <= page.acknowledged }
             try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [Int64(page.acknowledged)])
+            // A row the server never stored, all of whose changes it refused (a note on an enquiry deleted
+            // meanwhile), leaves the app tables: replicas converge, and the dead letter keeps what was refused.
+            let refused = Set(page.rejected.compactMap { rejection in
+                pushed.first { $0.counter == rejection.counter }.map { RowKey($0.change.table, $0.change.row) }
+            })
+            for key in refused.sorted() {
+                let stored = try Bool.fetchOne(db, sql: """
+                    SELECT EXISTS (SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? AND seq > 0)
+                        OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
+                    """, arguments: [Int64(key.table.rawValue), key.row, Int64(key.table.rawValue), key.row]) ?? true
+                if !stored { try replica.purge(key, in: db, keepingDeadLetters: true) }
+            }
 
             var writes: [SequencedChange] = []
             func flush() throws {
                 if !writes.isEmpty { _ = try replica.applier.apply(writes, in: db) }
                 writes.removeAll(keepingCapacity: true)
             }
+            // Exits and changes apply in seq order: a row that left this branch and came back within
+            // one page is purged first, then re-delivered whole (SPEC 7.4), not purged after.
+            var exits = page.exits.sorted { $0.seq < $1.seq }[...]
             for pulled in page.changes {
+                while let exit = exits.first, exit.seq < pulled.seq {
+                    try flush()
+                    try replica.purge(RowKey(exit.table, exit.row), in: db)
+                    exits.removeFirst()
+                }
                 try? clock.receive(pulled.change.version.hlc, wall: replica.wall.milliseconds())
                 if case .write(let column, _, _) = pulled.change.operation {
                     // A column from a newer schema: this build cannot store it; keep going (forward compatible).
@@ -144,11 +182,15 @@ public struct SyncEngine: Sendable {
                 }
             }
             try flush()
-            for exit in page.exits { try replica.purge(RowKey(exit.table, exit.row), in: db) }
+            for exit in exits { try replica.purge(RowKey(exit.table, exit.row), in: db) }
+            // Purged rows, and refused changes whose text just left the outbox (their row may have left
+            // this branch, or be erased elsewhere), must survive in no WAL frame or stale page either.
+            erased = erased || !page.exits.isEmpty || !page.rejected.isEmpty
             try SyncMeta.set(MetaKey.cursor, Int64(page.cursor), in: db)
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
             return (acknowledged.count, acknowledged.filter { rejectedCounters.contains($0.counter) }.count)
         }
+        // Erased and purged rows get the same secure deletion (SPEC 7.4, 7.6): no WAL frame keeps their text.
         if erased { try StorageConfiguration.checkpointTruncating(replica.writer) }
         return result
     }

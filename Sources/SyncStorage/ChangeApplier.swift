@@ -48,10 +48,23 @@ package struct ChangeApplier: Sendable {
     /// Whether a duplicate arriving with a higher seq takes that seq: terminals do, when their own
     /// write comes back from the server; the server never renumbers a replayed push.
     package var reSequencesDuplicates: Bool
+    /// TEST ONLY, off by default: inverts the merge rule's version order for cell writes (the lower
+    /// version wins), so the simulator can prove that its checks catch a broken merge rule.
+    package var lowerVersionWinsForTesting = false
 
     package init(keepsValues: Bool, reSequencesDuplicates: Bool) {
         self.keepsValues = keepsValues
         self.reSequencesDuplicates = reSequencesDuplicates
+    }
+
+    private func decide(write incoming: Version, current: Version?, tombstone: Tombstone?) -> MergeRule.WriteDecision {
+        let decision = MergeRule.decide(write: incoming, current: current, tombstone: tombstone)
+        guard lowerVersionWinsForTesting, current != nil else { return decision }
+        switch decision {
+        case .apply: return .keepCurrent
+        case .keepCurrent: return .apply
+        case .duplicate, .rowDeleted: return decision
+        }
     }
 
     /// Applies `changes` in order, returning one outcome per change. Consecutive changes to one row
@@ -106,7 +119,7 @@ package struct ChangeApplier: Sendable {
             case .write(let column, let value, _):
                 precondition(definition.column(column) != nil, "callers validate columns before applying")
                 let current = snapshot.cells[column]
-                switch MergeRule.decide(write: change.version, current: current?.version, tombstone: snapshot.tombstone) {
+                switch decide(write: change.version, current: current?.version, tombstone: snapshot.tombstone) {
                 case .apply:
                     won[column] = (value, sequenced)
                     snapshot.cells[column] = StoredCell(
@@ -159,17 +172,26 @@ package struct ChangeApplier: Sendable {
             var arguments: StatementArguments = [key.row]
             for column in columns { arguments += [won[column]!.0] }
             try db.cachedStatement(sql: sql).execute(arguments: arguments)
+            // One statement for all of the row's cells: per-statement cost dominated the profile.
+            var cells = StatementArguments()
             for column in columns {
                 let (value, sequenced) = won[column]!
                 let cell = snapshot.cells[column]!
-                try upsertCell(key, column: column.rawValue, value: value, version: cell.version, seq: cell.seq,
-                               scope: sequenced.scope ?? snapshot.scope, in: db)
+                cells += [Int64(key.table.rawValue), key.row, Int64(column.rawValue), keepsValues ? value : .null,
+                          cell.version.hlc.databaseValue, cell.version.replica.databaseValue, cell.seq, sequenced.scope ?? snapshot.scope]
             }
+            try db.cachedStatement(sql: Self.upsertCellsSQL(count: columns.count)).execute(arguments: cells)
         }
         for (column, seq) in seqBumps {
             try db.cachedStatement(sql: "UPDATE sync_cell SET seq = ? WHERE tbl = ? AND row = ? AND col = ?")
                 .execute(arguments: [seq, Int64(key.table.rawValue), key.row, Int64(column.rawValue)])
         }
+    }
+
+    static func upsertCellsSQL(count: Int) -> String {
+        "INSERT INTO sync_cell (tbl, row, col, value, hlc, replica, seq, scope) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
+            + " ON CONFLICT (tbl, row, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, replica = excluded.replica, seq = excluded.seq, scope = excluded.scope"
     }
 
     private func upsertCell(_ key: RowKey, column: UInt8, value: Value, version: Version, seq: Int64, scope: String?, in db: Database) throws {

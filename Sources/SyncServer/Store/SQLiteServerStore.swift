@@ -10,30 +10,37 @@ import SyncStorage
 public struct SQLiteServerStore: ServerStore {
     let writer: any DatabaseWriter
     let clock: any WallClock
-    let applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
+    /// Replica ids, device ids and enrollment codes are drawn from here (seeded in the simulator).
+    let random: RandomSource
+    /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
+    package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
 
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
 
     /// Opens (creating and migrating if needed) `server.sqlite` in `directory`.
-    public init(directory: String, clock: any WallClock = SystemWallClock()) throws {
+    public init(directory: String, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
-        try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock)
+        try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock, random: random)
     }
 
     /// Uses an open database (tests and the simulator pass an in-memory queue).
-    public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock()) throws {
+    public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
         self.writer = writer
         self.clock = clock
+        self.random = random
         try Self.migrator.migrate(writer)
         try writer.write { db in
             if try SyncMeta.get("server_replica", in: db) as Int64? == nil {
-                var generator = SystemRandomNumberGenerator()
+                var generator = random
                 try SyncMeta.set("server_replica", ReplicaID.random(using: &generator).databaseValue, in: db)
             }
         }
     }
+
+    /// The database, for benchmarks that measure the file itself.
+    package var writerForBenchmarks: any DatabaseWriter { writer }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -100,7 +107,7 @@ public struct SQLiteServerStore: ServerStore {
                 throw StoreError(.invalidEnrollmentCode, "the enrollment code is unknown, used or expired")
             }
             var device = Self.device(from: row)
-            var generator = SystemRandomNumberGenerator()
+            var generator = random
             var replica = ReplicaID.random(using: &generator)
             while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
                 || replica == (try Self.serverReplica(db))
@@ -128,8 +135,9 @@ public struct SQLiteServerStore: ServerStore {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM branch WHERE id = ?", arguments: [branch]) != nil else {
                 throw StoreError(.unknownBranch, "no branch '\(branch)'; add it with `clinic-sync admin branch add`")
             }
+            var generator = random
             let device = Device(
-                id: UUID().uuidString.lowercased(), name: name, branch: branch, role: role, replica: nil,
+                id: generator.uuidString(), name: name, branch: branch, role: role, replica: nil,
                 createdAt: now, acknowledged: 0)
             try db.execute(
                 sql: "INSERT INTO device (id, name, branch, role, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -143,7 +151,7 @@ public struct SQLiteServerStore: ServerStore {
 
     /// Creates a device at `branch` and returns it with its one-time enrollment code.
     public func issueEnrollmentCode(branch: String, name: String, role: DeviceRole, lifetime: Double = SyncLimits().enrollmentCodeLifetime) async throws -> (Device, String) {
-        var generator = SystemRandomNumberGenerator()
+        var generator = random
         let code = Credentials.makeEnrollmentCode(using: &generator)
         let expires = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000 + lifetime)
         let device = try await addDevice(branch: branch, name: name, role: role, codeHash: Credentials.hash(Credentials.normalizedCode(code)), codeExpiresAt: expires)

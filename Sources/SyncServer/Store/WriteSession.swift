@@ -110,6 +110,16 @@ struct WriteSession {
                 }
                 try apply(erasures)
             }
+            if case .deleted(let tombstone, _) = outcome, tombstone.erased, change.table == .enquiry {
+                // Branches the enquiry left earlier can still hold traces of it (refused writes in their
+                // dead letters): send them an exit too, so their terminals purge and checkpoint (invariant 9).
+                let former = try String.fetchAll(db, sql: "SELECT DISTINCT branch FROM sync_exit WHERE tbl = ? AND row = ? AND branch != ? ORDER BY branch",
+                                                 arguments: [Int64(change.table.rawValue), change.row, scope])
+                for branch in former {
+                    try db.execute(sql: "INSERT INTO sync_exit (seq, tbl, row, branch) VALUES (?, ?, ?, ?)",
+                                   arguments: [nextSeq(), Int64(change.table.rawValue), change.row, branch])
+                }
+            }
             return
         }
         switch outcome {
@@ -211,6 +221,15 @@ struct WriteSession {
             for branch in oldBranches where branch != new {
                 try db.execute(sql: "INSERT INTO sync_exit (seq, tbl, row, branch) VALUES (?, ?, ?, ?)",
                                arguments: [nextSeq(), Int64(row.table.rawValue), row.row, branch])
+            }
+        }
+        // A conflict record names its row's branch (its scope column): it moves with the row.
+        let moved = rows.filter { $0.table == .conflict }
+        if !moved.isEmpty {
+            let version = Version(hlc: tick(), replica: serverReplica)
+            for row in moved {
+                let change = Change(table: .conflict, row: row.row, operation: .write(column: Columns.Conflict.branch, value: .text(new), baseSeq: 0), version: version)
+                _ = try applier.apply([SequencedChange(change, seq: nextSeq(), scope: new)], in: db)
             }
         }
     }

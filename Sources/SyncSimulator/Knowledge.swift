@@ -1,0 +1,160 @@
+import SyncCore
+
+/// One cell of a replicated row (column 0: the row's tombstone).
+struct CellKey: Hashable, Comparable, Sendable {
+    var table: TableID
+    var row: String
+    var column: UInt8
+
+    init(_ change: Change) {
+        table = change.table
+        row = change.row
+        column = change.column?.rawValue ?? 0
+    }
+
+    static func < (lhs: CellKey, rhs: CellKey) -> Bool {
+        (lhs.table.rawValue, lhs.row, lhs.column) < (rhs.table.rawValue, rhs.row, rhs.column)
+    }
+
+    var columnName: String {
+        column == 0 ? "(row)" : table.definition.column(ColumnID(column))?.name ?? String(column)
+    }
+}
+
+/// A local write, named as its outbox names it: the author's replica and the outbox counter.
+struct WriteKey: Hashable, Comparable, Sendable {
+    var replica: ReplicaID
+    var counter: UInt64
+
+    static func < (lhs: WriteKey, rhs: WriteKey) -> Bool { (lhs.replica, lhs.counter) < (rhs.replica, rhs.counter) }
+}
+
+/// A local write and its fate, as the simulator saw it happen (not as any store reports it).
+struct WriteRecord: Sendable {
+    enum Status: Hashable, Sendable {
+        case pending
+        /// Stored by the server; `order` is its place in the server's processing order.
+        case accepted(order: Int)
+        case rejected(RejectionReason)
+    }
+
+    var device: String
+    var key: WriteKey
+    var change: Change
+    /// The versions of this cell the author had received or written before it wrote this one.
+    var seen: Set<Version>
+    var step: Int
+    var status: Status = .pending
+
+    var isAccepted: Bool {
+        if case .accepted = status { return true }
+        return false
+    }
+}
+
+/// A conflict the server must have recorded: two writes to one cell, neither author having seen the other's.
+struct ExpectedConflict: Hashable, Sendable {
+    var cell: CellKey
+    var winner: Version
+    var loser: Version
+    /// The winner is the row's tombstone.
+    var rowDeleted: Bool
+    var step: Int
+}
+
+/// What the simulator knows independently of the stores: every local write with what its author had
+/// seen, which writes the server acknowledged, and the state the merge rule defines for them (the oracle).
+struct Knowledge: Sendable {
+    var writes: [WriteKey: WriteRecord] = [:]
+    /// The order the server stored acknowledged writes in.
+    var accepted: [WriteKey] = []
+    var serverAcknowledged: [ReplicaID: UInt64] = [:]
+    /// Per device: the versions of each cell it has received or written.
+    var seen: [String: [CellKey: Set<Version>]] = [:]
+    /// Per device: the highest reading it has received (pulled versions, server clocks) or had stored by
+    /// the server: its clock may never fall below it.
+    var received: [String: HLC] = [:]
+    /// The merge of every acknowledged change to enquiries and notes, by SyncCore's own rule.
+    var oracle = MergedState()
+    var expectedConflicts: [ExpectedConflict] = []
+
+    /// A local write happened: remember what its author had seen of the cell.
+    mutating func recordLocal(device: String, key: WriteKey, change: Change, step: Int) {
+        let cell = CellKey(change)
+        let seenBefore = seen[device]?[cell] ?? []
+        writes[key] = WriteRecord(device: device, key: key, change: change, seen: seenBefore, step: step)
+        seen[device, default: [:]][cell, default: []].insert(change.version)
+    }
+
+    /// The server processed a push (whether or not its answer reached the device).
+    mutating func recordProcessed(device: String, request: SyncRequest, response: SyncResponse, step: Int) {
+        let previous = serverAcknowledged[request.replica] ?? 0
+        let rejected = Dictionary(response.rejected.map { ($0.counter, $0.reason) }, uniquingKeysWith: { first, _ in first })
+        for pushed in request.changes where pushed.counter > previous && pushed.counter <= response.acknowledged {
+            let key = WriteKey(replica: request.replica, counter: pushed.counter)
+            if writes[key] == nil {
+                writes[key] = WriteRecord(device: device, key: key, change: pushed.change, seen: [], step: step)
+            } else if writes[key]!.change != pushed.change {
+                // Re-issued under a new version after its clock was fixed: what the server got is what counts.
+                writes[key]!.change = pushed.change
+                seen[device, default: [:]][CellKey(pushed.change), default: []].insert(pushed.change.version)
+            }
+            if let reason = rejected[pushed.counter] {
+                writes[key]!.status = .rejected(reason)
+            } else {
+                writes[key]!.status = .accepted(order: accepted.count)
+                accepted.append(key)
+                received[device] = max(received[device] ?? .zero, pushed.change.version.hlc)
+                feedOracle(writes[key]!, step: step)
+            }
+        }
+        serverAcknowledged[request.replica] = max(previous, response.acknowledged)
+    }
+
+    /// A response reached its device, which applied it.
+    mutating func recordHeard(device: String, response: SyncResponse) {
+        var highest = max(received[device] ?? .zero, response.clock)
+        for pulled in response.changes {
+            seen[device, default: [:]][CellKey(pulled.change), default: []].insert(pulled.change.version)
+            highest = max(highest, pulled.change.version.hlc)
+        }
+        received[device] = highest
+    }
+
+    /// Applies an acknowledged change to the oracle, first noting the conflict the server must record
+    /// if the change meets a concurrent version (SPEC 7.2), decided from what its author had seen.
+    private mutating func feedOracle(_ write: WriteRecord, step: Int) {
+        let change = write.change
+        guard change.table == .enquiry || change.table == .enquiryNote else { return }
+        let key = RowKey(change.table, change.row)
+        if case .write(let column, let value, _) = change.operation {
+            switch oracle.rows[key] {
+            case .deleted(let tombstone):
+                if !tombstone.erased {
+                    expectedConflicts.append(ExpectedConflict(cell: CellKey(change), winner: tombstone.version, loser: change.version, rowDeleted: true, step: step))
+                }
+            case .live(let cells):
+                if let current = cells[column], current.version != change.version, current.version.replica != change.version.replica,
+                   !write.seen.contains(current.version), current.value != value
+                {
+                    let (winner, loser) = change.version > current.version ? (change.version, current.version) : (current.version, change.version)
+                    expectedConflicts.append(ExpectedConflict(cell: CellKey(change), winner: winner, loser: loser, rowDeleted: false, step: step))
+                }
+            case nil:
+                break
+            }
+            oracle.apply(change)
+        } else {
+            oracle.apply(change)
+            // The server erases an enquiry's notes with it, at the enquiry's tombstone.
+            guard change.table == .enquiry, case .deleted(let tombstone) = oracle.rows[key], tombstone.erased else { return }
+            let notes = oracle.rows.keys.filter { note in
+                guard note.table == .enquiryNote, case .live(let cells) = oracle.rows[note] else { return false }
+                return cells[Columns.Note.enquiry]?.value == .text(change.row)
+            }.sorted()
+            for note in notes {
+                oracle.apply(Change(table: .enquiryNote, row: note.row, operation: .erase, version: tombstone.version))
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import SyncClient
+import SyncCore
+import SyncSimulator
+import Testing
+
+/// The scenario files shipped in fixtures/scenarios/.
+let scenarioFiles: [String] = {
+    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/scenarios").path
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.filter { $0.hasSuffix(".json") }.sorted().map { directory + "/" + $0 }
+}()
+
+@Suite("SyncSimulator")
+struct SyncSimulatorTests {
+    @Test func everyScenarioIsShipped() {
+        let names = Set(scenarioFiles.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent })
+        #expect(names.isSuperset(of: [
+            "same-field-edit", "delete-vs-edit", "offline-for-a-week", "clock-a-year-ahead", "branch-move-while-offline",
+            "erasure-while-offline", "concurrent-notes", "moved-away-and-back",
+        ]))
+    }
+
+    @Test(arguments: scenarioFiles)
+    func scenarioPasses(_ file: String) async throws {
+        let report = try await Scenario.load(file).run()
+        #expect(report.passed, "\(report.text)")
+        #expect(report.summary.syncsSucceeded > 0)
+    }
+
+    /// About 200 random runs with every fault switched on: 3 terminals (and 2 editors) × 40 steps each.
+    @Test(arguments: 1...200)
+    func randomSeedWithAllFaultsPasses(_ seed: Int) async throws {
+        let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, faults: .all))
+        #expect(report.passed, "\(report.text)")
+    }
+
+    @Test func theSameSeedGivesTheSameTraceAndJSON() async throws {
+        let configuration = SimulationConfiguration(seed: 424_242, terminals: 4, steps: 60, faults: .all)
+        let first = try await SimulationRunner.run(configuration)
+        let second = try await SimulationRunner.run(configuration)
+        #expect(first.json == second.json)
+        #expect(first.trace.map(\.line) == second.trace.map(\.line))
+        #expect(first.trace.count > 60, "a run of 60 steps leaves a real trace")
+        var other = configuration
+        other.seed += 1
+        #expect(try await SimulationRunner.run(other).traceDigest != first.traceDigest, "another seed is another run")
+    }
+
+    /// Proof the checks can fail: with a merge rule in which the lower version wins (a test-only
+    /// switch in the shared ChangeApplier), the simulator reports violations, with a replay command
+    /// that reproduces them exactly, and shrinks the run.
+    @Test func aBrokenMergeRuleIsCaughtWithAReplayableSeed() async throws {
+        var caught: SimulationReport?
+        for seed in 1...10 {
+            let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, breakMergeRule: true))
+            if !report.passed { caught = report; break }
+        }
+        let report = try #require(caught, "a broken merge rule went unnoticed for 10 seeds")
+        #expect(report.violations.contains { $0.check == "no-silent-loss" || $0.check == "conflict-recorded" }, "\(report.text)")
+        #expect(report.replay.contains("--seed \(report.seed)") && report.replay.contains("--break-merge-rule"))
+        #expect(!report.failureTrace.isEmpty)
+        let replayed = try await SimulationRunner.run(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, breakMergeRule: true))
+        #expect(replayed.violations == report.violations && replayed.traceDigest == report.traceDigest)
+        let shrunk = try #require(try await SimulationRunner.shrink(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, breakMergeRule: true)))
+        #expect(!shrunk.passed && shrunk.steps <= 40)
+        // The same seeds pass with the real rule.
+        #expect(try await SimulationRunner.run(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40)).passed)
+    }
+
+    @Test func faultListsParseAndPrintCanonically() {
+        #expect(FaultSet(list: "all") == .all)
+        #expect(FaultSet(list: "dup,drop") == [.drop, .duplicate])
+        #expect(FaultSet(list: "none") == [])
+        #expect(FaultSet(list: "drop,teleport") == nil)
+        #expect(FaultSet.all.list == "drop,dup,reorder,partition,crash,skew,move,erase")
+        #expect(SimulationConfiguration(seed: 7, terminals: 2, steps: 9, faults: [.drop]).replayCommand
+            == "swift run clinic-sync simulate --seed 7 --terminals 2 --steps 9 --faults drop")
+    }
+
+    /// The test kit as an app developer uses it (the example in ConflictTest's documentation).
+    @Test func theConflictTestKitInAFewLines() async throws {
+        try await ConflictTest.run { test in
+            let a = try await test.terminal("a"), b = try await test.terminal("b")
+            let e1 = try await a.addEnquiry()
+            try await a.sync(); try await b.sync()
+            try await a.update(e1, status: "booked")
+            try await b.update(e1, status: "closed")
+            try await test.settle()
+            #expect(try a.enquiry(e1)?.status == b.enquiry(e1)?.status)
+            #expect(try a.conflicts(on: e1).count == 1)
+            let conflict = try #require(try b.conflicts(on: e1).first)
+            #expect(Set([conflict.winnerValue, conflict.loserValue]) == ["booked", "closed"])
+            #expect(conflict.winnerValue == (try b.enquiry(e1)?.status))
+        }
+    }
+
+    @Test func theConflictTestKitDrivesClocksAndBranches() async throws {
+        try await ConflictTest.run { test in
+            let a = try await test.terminal("a")
+            let r = try await test.terminal("r", branch: "richmond")
+            let e1 = try await a.addEnquiry()
+            try await a.setClock("+1y")
+            try await a.addNote(to: e1)
+            #expect(try await a.sync() == "clock_drift")
+            try await a.setClock("0")
+            #expect(try await a.sync() == "ok")
+            #expect(try await r.sync() == "ok")
+            #expect(try r.enquiry(e1) == nil, "another branch never sees it")
+            #expect(try a.notes(of: e1).count == 1)
+        }
+    }
+}
