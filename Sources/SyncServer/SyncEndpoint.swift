@@ -67,13 +67,17 @@ extension String {
 /// The Hummingbird app is a thin adapter over it; the simulator calls ``handle(path:authorization:contentEncoding:body:)``
 /// directly, so it runs the very code production runs, minus the socket.
 public struct SyncEndpoint<Store: ServerStore>: Sendable {
+    /// Where devices, the change log and the pull come from.
     public let store: Store
+    /// Body sizes, page sizes, the drift bound.
     public let limits: SyncLimits
     let metrics: ServerMetrics
     let random: RandomSource
     let logger: Logger
 
+    /// The content type of frame bodies.
     public static var frameContentType: String { "application/vnd.clinicsync.frame" }
+    /// The content type of problems (RFC 9457).
     public static var problemContentType: String { "application/problem+json" }
 
     /// - Parameters:
