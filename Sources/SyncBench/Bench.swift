@@ -298,10 +298,3 @@ struct UnreachableTransport: SyncTransport {
         throw SyncError.offline("the benchmark's offline replica has no server")
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

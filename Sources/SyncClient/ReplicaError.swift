@@ -19,5 +19,6 @@ public struct ReplicaError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { detail }
 
-    static let notEnrolled = ReplicaError(.notEnrolled, "this terminal is not enrolled; run `clinic-sync terminal enroll --server URL --code CODE` first")
+    /// The replica has no identity yet.
+    public static let notEnrolled = ReplicaError(.notEnrolled, "this terminal is not enrolled; run `clinic-sync terminal enroll --server URL --code CODE` first")
 }

@@ -252,7 +252,8 @@ extension Replica {
 }
 
 extension Duration {
-    var seconds: Double {
+    /// Seconds as a Double, for summaries and benchmarks.
+    package var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

@@ -98,7 +98,7 @@ struct TerminalCommand: AsyncParsableCommand {
 }
 
 func serverURL(_ replica: Replica) throws -> String {
-    guard let identity = try replica.identity() else { throw CLIError(ReplicaError.notEnrolledDescription) }
+    guard let identity = try replica.identity() else { throw CLIError(ReplicaError.notEnrolled.description) }
     return identity.server
 }
 
@@ -121,6 +121,3 @@ func cliErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-extension ReplicaError {
-    static var notEnrolledDescription: String { "this terminal is not enrolled; run `clinic-sync terminal enroll --server URL --code CODE` first" }
-}
