@@ -18,7 +18,7 @@ public struct Enquiries: Sendable {
         guard let identity = try replica.identity() else { throw ReplicaError.notEnrolled }
         let ids = ids ?? enquiries.map { _ in UUID().uuidString.lowercased() }
         precondition(ids.count == enquiries.count, "one id per enquiry")
-        let createdAt = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(replica.wall.milliseconds()) / 1000))
+        let createdAt = Timestamp.iso8601(milliseconds: replica.wall.milliseconds())
         try replica.commit(zip(ids, enquiries).map { id, enquiry in .write(.enquiry, id, [
             (Columns.Enquiry.branch, .text(identity.branch)),
             (Columns.Enquiry.createdAt, .text(createdAt)),
@@ -54,7 +54,7 @@ public struct Enquiries: Sendable {
     @discardableResult
     public func addNote(to enquiry: String, body: String, author: String? = nil, id: String = UUID().uuidString.lowercased()) throws -> String {
         guard try get(enquiry) != nil else { throw ReplicaError(.notFound, "no enquiry \(enquiry) on this terminal") }
-        let createdAt = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(replica.wall.milliseconds()) / 1000))
+        let createdAt = Timestamp.iso8601(milliseconds: replica.wall.milliseconds())
         try replica.commit([.write(.enquiryNote, id, [
             (Columns.Note.enquiry, .text(enquiry)), (Columns.Note.author, author.value),
             (Columns.Note.body, .text(body)), (Columns.Note.createdAt, .text(createdAt)),

@@ -108,10 +108,9 @@ public struct SyncEngine: Sendable {
                                    pages: summary.roundTrips, bytesSent: summary.bytesSent, bytesReceived: summary.bytesReceived))
             let outboxLeft = pending > request.changes.count
             if !page.more && !outboxLeft { break }
-            if request.changes.isEmpty && !page.more { break }
         }
         try await replica.writer.write { db in
-            try SyncMeta.set(MetaKey.lastSyncAt, ISO8601DateFormatter().string(from: Date()), in: db)
+            try SyncMeta.set(MetaKey.lastSyncAt, Timestamp.iso8601(milliseconds: replica.wall.milliseconds()), in: db)
         }
         summary.openConflicts = try replica.conflicts.list().count
         summary.seconds = (ContinuousClock.now - started).seconds
@@ -130,7 +129,7 @@ public struct SyncEngine: Sendable {
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(page.clock, wall: replica.wall.milliseconds())
             let rejectedCounters = Set(page.rejected.map(\.counter))
-            let now = ISO8601DateFormatter().string(from: Date())
+            let now = Timestamp.iso8601(milliseconds: replica.wall.milliseconds())
             for rejection in page.rejected {
                 // The value is kept only while this terminal still holds the row: a row that left the
                 // branch (or was never stored) leaves no patient text behind in a dead letter.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SyncCore
 
@@ -58,5 +59,15 @@ struct HLCTests {
         var clock = HybridLogicalClock()
         let reading = clock.tick(wall: .max)
         #expect(reading.milliseconds == HLC.maxMilliseconds)
+    }
+}
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test func matchesISO8601DateFormatter() {
+        for milliseconds: UInt64 in [0, 951_782_400_999, 1_764_380_000_123, 4_102_444_799_000] {
+            let expected = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(milliseconds / 1000)))
+            #expect(Timestamp.iso8601(milliseconds: milliseconds) == expected)
+        }
     }
 }

@@ -171,7 +171,7 @@ struct WriteSession {
             (Columns.Conflict.loserValue, loser.0), (Columns.Conflict.loserReplica, .text(loser.1.replica.description)),
             (Columns.Conflict.loserHLC, .integer(loser.1.hlc.databaseValue)),
             (Columns.Conflict.branch, .text(scope)), (Columns.Conflict.resolved, .integer(0)),
-            (Columns.Conflict.detectedAt, .text(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(version.hlc.milliseconds) / 1000)))),
+            (Columns.Conflict.detectedAt, .text(Timestamp.iso8601(milliseconds: version.hlc.milliseconds))),
         ]
         let sequenced = cells.map { cell in
             SequencedChange(
