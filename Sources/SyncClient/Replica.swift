@@ -208,6 +208,34 @@ public struct Replica: Sendable {
         }
     }
 
+    /// Moves outbox entries the server will never accept to the dead letters, with `reason`, in one
+    /// transaction; rows the server never stored leave the app tables as they would on a rejection.
+    func deadLetter(_ changes: [PushedChange], reason: String) throws {
+        try writer.write { db in
+            let now = Timestamp.iso8601(milliseconds: wall.milliseconds())
+            for pushed in changes {
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO sync_dead_letter (counter, tbl, row, col, value, hlc, reason, rejected_at)
+                    SELECT counter, tbl, row, col, value, hlc, ?, ? FROM sync_outbox WHERE counter = ?
+                    """, arguments: [reason, now, Int64(pushed.counter)])
+                try db.execute(sql: "DELETE FROM sync_outbox WHERE counter = ?", arguments: [Int64(pushed.counter)])
+            }
+            try purgeRowsNeverStored(changes.map { RowKey($0.change.table, $0.change.row) }, in: db)
+        }
+    }
+
+    /// A row the server never stored, all of whose changes it refused (a note on an enquiry deleted
+    /// meanwhile), leaves the app tables: replicas converge, and the dead letter keeps what was refused.
+    func purgeRowsNeverStored(_ refused: [RowKey], in db: Database) throws {
+        for key in Set(refused).sorted() {
+            let stored = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? AND seq > 0)
+                    OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
+                """, arguments: [Int64(key.table.rawValue), key.row, Int64(key.table.rawValue), key.row]) ?? true
+            if !stored { try purge(key, in: db, keepingDeadLetters: true) }
+        }
+    }
+
     /// Applies a delete or erase and, for an erase, everything erased with it; unsent edits of erased
     /// rows are dropped from the outbox, since their values must not leave this file.
     func applyDeletion(_ change: Change, seq: Int64? = nil, in db: Database) throws {

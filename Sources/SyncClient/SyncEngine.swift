@@ -68,9 +68,11 @@ public struct SyncEngine: Sendable {
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
         var summary = SyncSummary()
         var reissued = false
+        // Halved whenever the server refuses a push as a whole for its size (invariant 12).
+        var batchLimit = pushBatchSize
         while true {
-            let (request, pending) = try await replica.writer.read { db -> (SyncRequest, Int) in
-                let changes = try Outbox.batch(limit: pushBatchSize, replica: identity.replica, in: db)
+            let (request, pending) = try await replica.writer.read { [batchLimit] db -> (SyncRequest, Int) in
+                let changes = try Outbox.batch(limit: batchLimit, replica: identity.replica, in: db)
                 let request = SyncRequest(
                     replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
                     cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0), pageLimit: pageSize, changes: changes)
@@ -87,6 +89,23 @@ public struct SyncEngine: Sendable {
                 reissued = true
                 guard try replica.reissueVersionsAhead(maxDrift: maxClockDrift) else { throw error }
                 logger.notice("re-issued versions stamped while this terminal's clock ran ahead")
+                continue
+            } catch let error as SyncError where error.refusesRequestSize && !request.changes.isEmpty {
+                // Split until every change is accepted or, alone, dead-lettered with the reason: one
+                // change the server will never take must not hold back the rest of the outbox.
+                if batchLimit > 1 && request.changes.count > 1 {
+                    batchLimit = max(1, min(batchLimit, request.changes.count) / 2)
+                    logger.notice("push refused for its size; splitting", metadata: [
+                        "problem": .string(error.problem ?? ""), "batch": .stringConvertible(batchLimit),
+                    ])
+                } else {
+                    try replica.deadLetter(request.changes, reason: error.problem ?? "refused")
+                    summary.pushed += request.changes.count
+                    summary.rejected += request.changes.count
+                    logger.notice("a local write the server refuses at any size is dead-lettered", metadata: [
+                        "problem": .string(error.problem ?? ""), "changes": .stringConvertible(request.changes.count),
+                    ])
+                }
                 continue
             }
             summary.roundTrips += 1
@@ -142,18 +161,9 @@ public struct SyncEngine: Sendable {
             }
             let acknowledged = pushed.filter { $0.counter <= page.acknowledged }
             try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [Int64(page.acknowledged)])
-            // A row the server never stored, all of whose changes it refused (a note on an enquiry deleted
-            // meanwhile), leaves the app tables: replicas converge, and the dead letter keeps what was refused.
-            let refused = Set(page.rejected.compactMap { rejection in
+            try replica.purgeRowsNeverStored(page.rejected.compactMap { rejection in
                 pushed.first { $0.counter == rejection.counter }.map { RowKey($0.change.table, $0.change.row) }
-            })
-            for key in refused.sorted() {
-                let stored = try Bool.fetchOne(db, sql: """
-                    SELECT EXISTS (SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? AND seq > 0)
-                        OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
-                    """, arguments: [Int64(key.table.rawValue), key.row, Int64(key.table.rawValue), key.row]) ?? true
-                if !stored { try replica.purge(key, in: db, keepingDeadLetters: true) }
-            }
+            }, in: db)
 
             var writes: [SequencedChange] = []
             func flush() throws {
@@ -194,11 +204,16 @@ public struct SyncEngine: Sendable {
         return result
     }
 
+    /// Bounds on what a server may send. A page is at most a few MiB (the server's page byte budget);
+    /// no ratio limit, since many notes of one repeated character are a legitimate page and the
+    /// absolute bound already caps memory.
+    static let responseLimits = InflateLimits(maxCompressedBytes: 64 << 20, maxInflatedBytes: 64 << 20, maxRatio: .max)
+
     /// Turns a transport response into a frame, or into a typed error.
     func decode<T>(_ response: TransportResponse, as: T.Type) throws -> (T, Int) {
         guard response.status == 200 else { throw Self.error(from: response) }
         do {
-            let bytes = try Deflate.decompress(response.body, limits: InflateLimits(maxCompressedBytes: 64 << 20, maxInflatedBytes: 256 << 20, maxRatio: 200))
+            let bytes = try Deflate.decompress(response.body, limits: Self.responseLimits)
             return (try FrameCodec.decode(bytes, as: T.self), bytes.count)
         } catch let error as FrameError {
             throw SyncError(code: .incompatibleServer, problem: error.code.rawValue, detail: error.description)
@@ -218,6 +233,8 @@ public struct SyncEngine: Sendable {
         case (_, "clock_drift"): return SyncError(code: .clockDrift, problem: code, detail: detail)
         case (_, "unsupported_version"), (_, "wrong_frame_type"), (404, _): return SyncError(code: .incompatibleServer, problem: code, detail: detail)
         case (502...504, _): return SyncError(code: .offline, problem: code, detail: detail)
+        // A proxy's bare 413 is a size refusal too: the client splits its push.
+        case (413, nil): return SyncError(code: .refused, problem: CompressionError.Code.compressedTooLarge.rawValue, detail: detail)
         default: return SyncError(code: .refused, problem: code, detail: detail)
         }
     }

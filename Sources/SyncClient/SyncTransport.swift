@@ -97,6 +97,11 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public static func offline(_ detail: String) -> SyncError { SyncError(code: .offline, detail: detail) }
 
+    /// The server refused a whole push for its size, count or compressibility: a smaller one may pass.
+    var refusesRequestSize: Bool {
+        code == .refused && ["too_many_changes", "body_too_large", "inflated_too_large", "compression_ratio_exceeded"].contains(problem ?? "")
+    }
+
     public var description: String {
         switch code {
         case .offline: "offline: \(detail)"

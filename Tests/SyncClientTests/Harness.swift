@@ -19,7 +19,7 @@ struct Harness {
     }
 
     /// Runs `body` with a fresh server holding two branches and a content page.
-    static func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
+    static func run(limits: SyncLimits = SyncLimits(), _ body: @Sendable (Harness) async throws -> Void) async throws {
         let directory = NSTemporaryDirectory() + "clinic-sync-client-\(UUID().uuidString)"
         let store = try SQLiteServerStore(directory: directory + "/server")
         try await store.saveBranch(id: "harley-street", name: "Harley Street", address: "19 Harley St, London", phone: nil)
@@ -29,7 +29,9 @@ struct Harness {
             CellWrite(.content, "manual-therapy", Columns.Content.slug, "manual-therapy"),
             CellWrite(.content, "manual-therapy", Columns.Content.title, "Manual Therapy"),
         ])
-        try await withRunningServer(ServerConfiguration(port: 0), store: store, logger: logger) { port in
+        var configuration = ServerConfiguration(port: 0)
+        configuration.limits = limits
+        try await withRunningServer(configuration, store: store, logger: logger) { port in
             try await body(Harness(directory: directory, store: store, port: port))
         }
         try? FileManager.default.removeItem(atPath: directory)

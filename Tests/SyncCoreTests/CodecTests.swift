@@ -32,6 +32,32 @@ struct CodecTests {
         }
     }
 
+    /// Invariant 11: what a hostile server could send is refused where it is decoded.
+    @Test func responseIntegersBeyondTheirBoundsAreMalformed() throws {
+        let change = PulledChange(seq: 1, change: Change(table: .enquiry, row: "r", operation: .delete,
+                                                         version: Version(hlc: HLC(rawValue: 5), replica: ReplicaID(7))))
+        let good = SyncResponse(clock: HLC(rawValue: 10), acknowledged: 3, changes: [change], exits: [], cursor: 1, more: false)
+        _ = try FrameCodec.decode(FrameCodec.encode(good))
+        var cases: [(String, SyncResponse)] = []
+        var bad = good; bad.cursor = 1 << 63; cases.append(("cursor", bad))
+        bad = good; bad.acknowledged = .max; cases.append(("acknowledged", bad))
+        bad = good; bad.rejected = [Rejection(counter: 1 << 63, reason: .invalid)]; cases.append(("rejected counter", bad))
+        bad = good; bad.changes[0].seq = 1 << 63; cases.append(("seq", bad))
+        bad = good; bad.exits = [ScopeExit(seq: .max, table: .enquiry, row: "r")]; cases.append(("exit seq", bad))
+        bad = good; bad.clock = HLC(rawValue: .max); cases.append(("clock", bad))
+        bad = good; bad.changes[0].change.version.hlc = HLC(rawValue: 1 << 63); cases.append(("change clock", bad))
+        bad = good; bad.changes[0].change.operation = .write(column: ColumnID(1), value: .real(.nan), baseSeq: 0); cases.append(("NaN", bad))
+        bad = good; bad.changes[0].change.operation = .write(column: ColumnID(1), value: .real(.infinity), baseSeq: 0); cases.append(("infinity", bad))
+        for (name, response) in cases {
+            #expect(throws: FrameError.self, "\(name)") { try FrameCodec.decode(FrameCodec.encode(response)) }
+            do {
+                _ = try FrameCodec.decode(FrameCodec.encode(response))
+            } catch {
+                #expect(error.code == .malformed, "\(name): \(error)")
+            }
+        }
+    }
+
     @Test(arguments: 0..<100)
     func randomFramesRoundTrip(iteration: Int) throws {
         let seed = 0xF2A3E &+ UInt64(iteration)

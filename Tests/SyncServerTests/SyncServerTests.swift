@@ -207,6 +207,50 @@ struct SyncServerTests {
         }
     }
 
+    /// Invariant 11: integers at their limits are refused where they are decoded, and the process lives on.
+    @Test func integersBeyondTheProtocolsBoundsAre400AndTheServerKeepsServing() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.live) { client in
+            var device = try await client.enrolledDevice(server, branch: "harley-street")
+            let wall = server.clock.milliseconds()
+            let one = device.write(.enquiry, UUID().uuidString.lowercased(), [(Columns.Enquiry.branch, .text("harley-street"))], wall: wall)
+            func withCounter(_ counter: UInt64) -> [PushedChange] { one.map { PushedChange(counter: counter, change: $0.change) } }
+            func withBaseSeq(_ baseSeq: UInt64) -> [PushedChange] {
+                one.map { PushedChange(counter: $0.counter, change: Change(table: $0.change.table, row: $0.change.row,
+                    operation: .write(column: Columns.Enquiry.branch, value: .text("harley-street"), baseSeq: baseSeq), version: $0.change.version)) }
+            }
+            func withValue(_ value: Value) -> [PushedChange] {
+                one.map { PushedChange(counter: $0.counter, change: Change(table: .enquiry, row: $0.change.row,
+                    operation: .write(column: Columns.Enquiry.message, value: value, baseSeq: 0), version: $0.change.version)) }
+            }
+            var farClock = device.request()
+            farClock.clock = HLC(rawValue: 1 << 63)
+            let cases: [(String, SyncRequest)] = [
+                ("cursor 2^63", device.request(cursor: 1 << 63)),
+                ("cursor 2^64-1", device.request(cursor: .max)),
+                ("counter 2^63", device.request(withCounter(1 << 63))),
+                ("counter 2^64-1", device.request(withCounter(.max))),
+                ("base seq 2^64-1", device.request(withBaseSeq(.max))),
+                ("clock with the top bit set", farClock),
+                ("NaN", device.request(withValue(.real(.nan)))),
+                ("infinity", device.request(withValue(.real(-.infinity)))),
+            ]
+            for (name, request) in cases {
+                let response = try await client.sync(request, token: device.token)
+                #expect(response.status == .badRequest, "\(name)")
+                #expect((try? Wire.problem(response).code) == "malformed_frame", "\(name): \(String(buffer: response.body))")
+                let next = try await client.sync(device.request(), token: device.token)
+                #expect(next.status == .ok, "after \(name)")
+            }
+            let stored = try await server.store.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM enquiry")! }
+            #expect(stored == 0)
+            // The largest allowed values are accepted.
+            let accepted = try await client.syncOK(device.request(withCounter(UInt64(Int64.max)), cursor: UInt64(Int64.max)), token: device.token)
+            #expect(accepted.acknowledged == UInt64(Int64.max))
+            #expect(accepted.rejected.isEmpty)
+        }
+    }
+
     @Test func erasingAnEnquiryRemovesEveryStoredValueAndPropagates() async throws {
         let server = try await TestServer()
         try await server.app.test(.router) { client in

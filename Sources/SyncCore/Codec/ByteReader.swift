@@ -31,6 +31,27 @@ struct ByteReader {
         }
     }
 
+    /// A varint that the protocol bounds to 2^63 − 1 (seqs, cursors, counters): both sides store it
+    /// as a signed 64-bit integer, so anything larger is malformed here, where it is decoded (invariant 11).
+    mutating func sequenceNumber(_ what: @autoclosure () -> String) throws(FrameError) -> UInt64 {
+        let start = offset
+        let value = try varint(what())
+        guard value <= Self.maxSequenceNumber else {
+            throw FrameError(.malformed, at: start, "\(what()) is above 2^63 - 1")
+        }
+        return value
+    }
+
+    static let maxSequenceNumber = UInt64(Int64.max)
+
+    /// A clock reading: its top bit must be clear, since SQLite orders it as a signed integer.
+    mutating func clock(_ what: @autoclosure () -> String) throws(FrameError) -> HLC {
+        let start = offset
+        let raw = try fixed64(what())
+        guard raw <= Self.maxSequenceNumber else { throw FrameError(.malformed, at: start, "\(what()) is above 2^63 - 1") }
+        return HLC(rawValue: raw)
+    }
+
     mutating func signedVarint(_ what: @autoclosure () -> String) throws(FrameError) -> Int64 {
         let raw = try varint(what())
         return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
@@ -85,7 +106,11 @@ struct ByteReader {
         switch try byte("value tag") {
         case 0: return .null
         case 1: return .integer(try signedVarint("integer value"))
-        case 2: return .real(Double(bitPattern: try fixed64("real value")))
+        case 2:
+            // SQLite stores NaN as NULL and JSON has no infinities: a non-finite real could not round-trip.
+            let real = Double(bitPattern: try fixed64("real value"))
+            guard real.isFinite else { throw FrameError(.malformed, at: start, "real value is not finite") }
+            return .real(real)
         case 3: return .text(try string("text value"))
         case 4:
             return .blob(Array(try raw(try length("blob length"), "blob value")))

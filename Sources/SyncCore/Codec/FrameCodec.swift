@@ -160,8 +160,8 @@ public enum FrameCodec {
 
     private static func decodeSyncRequest(_ reader: inout ByteReader) throws(FrameError) -> SyncRequest {
         let replica = ReplicaID(try reader.fixed64("replica"))
-        let clock = HLC(rawValue: try reader.fixed64("clock"))
-        let cursor = try reader.varint("cursor")
+        let clock = try reader.clock("clock")
+        let cursor = try reader.sequenceNumber("cursor")
         let pageLimit = try reader.varint("page limit")
         guard pageLimit <= UInt64(UInt32.max) else { throw reader.error(.malformed, "page limit too large") }
         let count = try reader.count("change count", minimumSize: 3)
@@ -173,10 +173,11 @@ public enum FrameCodec {
             let (op, table, row) = try state.readOpAndRow(&reader)
             let start = reader.offset
             let delta = try reader.varint("counter delta")
-            guard delta > 0 || changes.isEmpty, counter.addingReportingOverflow(delta).overflow == false else {
-                throw FrameError(.malformed, at: start, "counters must increase")
+            let (next, overflow) = counter.addingReportingOverflow(delta)
+            guard delta > 0 || changes.isEmpty, !overflow, next <= ByteReader.maxSequenceNumber else {
+                throw FrameError(.malformed, at: start, "counters must increase and stay below 2^63")
             }
-            counter += delta
+            counter = next
             let hlc = try state.readHLC(&reader)
             let operation = try readOperation(op, &reader, withBaseSeq: true, table: table)
             changes.append(PushedChange(
@@ -187,13 +188,13 @@ public enum FrameCodec {
     }
 
     private static func decodeSyncResponse(_ reader: inout ByteReader) throws(FrameError) -> SyncResponse {
-        let clock = HLC(rawValue: try reader.fixed64("clock"))
-        let acknowledged = try reader.varint("acknowledged counter")
+        let clock = try reader.clock("clock")
+        let acknowledged = try reader.sequenceNumber("acknowledged counter")
         let rejectedCount = try reader.count("rejection count", minimumSize: 2)
         var rejected: [Rejection] = []
         rejected.reserveCapacity(rejectedCount)
         for _ in 0..<rejectedCount {
-            let counter = try reader.varint("rejected counter")
+            let counter = try reader.sequenceNumber("rejected counter")
             let start = reader.offset
             let raw = try reader.byte("rejection reason")
             guard let reason = RejectionReason(rawValue: raw) else {
@@ -214,10 +215,11 @@ public enum FrameCodec {
             let (op, table, row) = try state.readOpAndRow(&reader)
             let start = reader.offset
             let delta = try reader.varint("seq delta")
-            guard delta > 0, seq.addingReportingOverflow(delta).overflow == false else {
-                throw FrameError(.malformed, at: start, "seqs must increase")
+            let (next, overflow) = seq.addingReportingOverflow(delta)
+            guard delta > 0, !overflow, next <= ByteReader.maxSequenceNumber else {
+                throw FrameError(.malformed, at: start, "seqs must increase and stay below 2^63")
             }
-            seq += delta
+            seq = next
             let indexStart = reader.offset
             let index = try reader.varint("replica index")
             guard index < UInt64(replicas.count) else {
@@ -233,11 +235,11 @@ public enum FrameCodec {
         var exits: [ScopeExit] = []
         exits.reserveCapacity(exitCount)
         for _ in 0..<exitCount {
-            let seq = try reader.varint("exit seq")
+            let seq = try reader.sequenceNumber("exit seq")
             let table = try reader.table()
             exits.append(ScopeExit(seq: seq, table: table, row: try reader.rowID()))
         }
-        let cursor = try reader.varint("cursor")
+        let cursor = try reader.sequenceNumber("cursor")
         let moreStart = reader.offset
         let more = try reader.byte("more flag")
         guard more <= 1 else { throw FrameError(.malformed, at: moreStart, "more flag \(more)") }
@@ -257,7 +259,7 @@ public enum FrameCodec {
         let start = reader.offset
         let raw = try reader.byte("role")
         guard let role = DeviceRole(rawValue: raw) else { throw FrameError(.malformed, at: start, "unknown role \(raw)") }
-        let clock = HLC(rawValue: try reader.fixed64("clock"))
+        let clock = try reader.clock("clock")
         return EnrollResponse(token: token, replica: replica, branch: branch, role: role, clock: clock)
     }
 
@@ -269,7 +271,7 @@ public enum FrameCodec {
         case eraseOp: return .erase
         case 1...ColumnID.maximum:
             let value = try reader.value()
-            let baseSeq = withBaseSeq ? try reader.varint("base seq") : 0
+            let baseSeq = withBaseSeq ? try reader.sequenceNumber("base seq") : 0
             return .write(column: ColumnID(op), value: value, baseSeq: baseSeq)
         default:
             throw reader.error(.malformed, "unknown operation \(op)")
@@ -326,8 +328,11 @@ private struct ChangeRunState {
     }
 
     mutating func readHLC(_ reader: inout ByteReader) throws(FrameError) -> HLC {
+        let start = reader.offset
         let delta = try reader.signedVarint("clock delta")
-        hlc = HLC(rawValue: hlc.rawValue &+ UInt64(bitPattern: delta))
+        let next = hlc.rawValue &+ UInt64(bitPattern: delta)
+        guard next <= ByteReader.maxSequenceNumber else { throw FrameError(.malformed, at: start, "clock above 2^63 - 1") }
+        hlc = HLC(rawValue: next)
         return hlc
     }
 }

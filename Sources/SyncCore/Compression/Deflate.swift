@@ -8,10 +8,11 @@ public struct InflateLimits: Hashable, Sendable {
     public var maxInflatedBytes: Int
     /// Most inflated bytes per compressed byte, checked once the output passes `ratioFloorBytes`.
     public var maxRatio: Int
-    /// Output below this size is never refused for its ratio (tiny frames compress oddly well).
+    /// Output below this size is never refused for its ratio: small frames compress oddly well, and a
+    /// single cell at ``Schema/maxValueBytes`` of one repeated character must always get through.
     public var ratioFloorBytes: Int
 
-    public init(maxCompressedBytes: Int = 2 << 20, maxInflatedBytes: Int = 16 << 20, maxRatio: Int = 100, ratioFloorBytes: Int = 64 << 10) {
+    public init(maxCompressedBytes: Int = 2 << 20, maxInflatedBytes: Int = 16 << 20, maxRatio: Int = 100, ratioFloorBytes: Int = 1 << 20) {
         self.maxCompressedBytes = maxCompressedBytes
         self.maxInflatedBytes = maxInflatedBytes
         self.maxRatio = maxRatio

@@ -88,6 +88,12 @@ public struct TableDefinition: Sendable {
         guard definition.type.accepts(value) else {
             return "\(name).\(definition.name) takes \(definition.type.rawValue)"
         }
+        if case .real(let real) = value, !real.isFinite {
+            return "\(name).\(definition.name) takes finite numbers only"
+        }
+        if let size = value.byteCount, size > Schema.maxValueBytes {
+            return "\(name).\(definition.name) holds at most \(Schema.maxValueBytes) bytes; this value has \(size)"
+        }
         if let allowed = definition.allowed, let text = value.text, !allowed.contains(text) {
             return "\(name).\(definition.name) must be one of \(allowed.joined(separator: ", "))"
         }
@@ -97,6 +103,11 @@ public struct TableDefinition: Sendable {
 
 /// The replicated schema. Version 1 is frozen: add columns and tables, never renumber them.
 public enum Schema {
+    /// The largest text or blob one cell may hold (protocol/SPEC.md, "Limits"). Small enough that one
+    /// row write always fits in a request under the server's default limits, so no single value can
+    /// hold an outbox back (invariant 12); large enough for any page the clinic publishes.
+    public static let maxValueBytes = 256 << 10
+
     /// Content kinds the clinic publishes.
     public static let contentKinds = ["page", "treatment", "condition", "testimonial", "practitioner", "notice"]
     /// The life of an enquiry.

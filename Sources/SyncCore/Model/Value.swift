@@ -25,6 +25,15 @@ extension Value: CustomStringConvertible {
         return nil
     }
 
+    /// Bytes of a text (UTF-8) or blob value; nil for the fixed-size kinds.
+    public var byteCount: Int? {
+        switch self {
+        case .text(let value): value.utf8.count
+        case .blob(let bytes): bytes.count
+        case .null, .integer, .real: nil
+        }
+    }
+
     /// The integer, if this is an integer value.
     public var integer: Int64? {
         if case .integer(let value) = self { return value }
