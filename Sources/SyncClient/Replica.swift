@@ -236,6 +236,29 @@ public struct Replica: Sendable {
         }
     }
 
+    /// Carries on under `next` after the server found this file restored from an older copy of itself
+    /// (SPEC 7.8). The versions of pending changes keep their clock readings and take the new replica
+    /// id, which the server chose next to the old one, so their order against every other replica's
+    /// versions is unchanged; they can no longer collide with what the lost copy pushed under the old
+    /// id. Nothing pending is dropped. A no-op when another process on this file already did it.
+    func carryOn(as next: ReplicaID, replacing old: ReplicaID, serverClock: HLC) throws {
+        try writer.write { db in
+            guard let identity = try Self.identity(db), identity.replica == old else { return }
+            try db.execute(sql: """
+                UPDATE sync_cell SET replica = :next WHERE replica = :old AND EXISTS (
+                    SELECT 1 FROM sync_outbox o WHERE o.tbl = sync_cell.tbl AND o.row = sync_cell.row AND o.col = sync_cell.col AND o.hlc = sync_cell.hlc)
+                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+            // Tombstones an erasure cascaded to the row's notes carry the erasure's version.
+            try db.execute(sql: """
+                UPDATE sync_cell SET replica = :next WHERE replica = :old AND col = 0 AND hlc IN (SELECT hlc FROM sync_outbox WHERE col = 0)
+                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+            try SyncMeta.set(MetaKey.replica, next.databaseValue, in: db)
+            var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
+            try? clock.receive(serverClock, wall: wall.milliseconds())
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+        }
+    }
+
     /// Applies a delete or erase and, for an erase, everything erased with it; unsent edits of erased
     /// rows are dropped from the outbox, since their values must not leave this file.
     func applyDeletion(_ change: Change, seq: Int64? = nil, in db: Database) throws {

@@ -63,15 +63,16 @@ public struct SyncEngine: Sendable {
     /// One cycle. Safe to interrupt anywhere: what was committed stays, and the next cycle resumes.
     public func sync(progress: (@Sendable (SyncProgress) -> Void)? = nil) async throws -> SyncSummary {
         let started = ContinuousClock.now
-        guard let identity = try replica.identity(),
+        guard var identity = try replica.identity(),
               let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
         var summary = SyncSummary()
         var reissued = false
+        var rolledBack = false
         // Halved whenever the server refuses a push as a whole for its size (invariant 12).
         var batchLimit = pushBatchSize
         while true {
-            let (request, pending) = try await replica.writer.read { [batchLimit] db -> (SyncRequest, Int) in
+            let (request, pending) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int) in
                 let changes = try Outbox.batch(limit: batchLimit, replica: identity.replica, in: db)
                 let request = SyncRequest(
                     replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
@@ -89,6 +90,17 @@ public struct SyncEngine: Sendable {
                 reissued = true
                 guard try replica.reissueVersionsAhead(maxDrift: maxClockDrift) else { throw error }
                 logger.notice("re-issued versions stamped while this terminal's clock ran ahead")
+                continue
+            } catch let error as SyncError where error.carryOnAs != nil && !rolledBack {
+                // This file was restored from an older copy (SPEC 7.8): carry on under the new replica id.
+                rolledBack = true
+                if let next = error.carryOnAs {
+                    try replica.carryOn(as: next, replacing: identity.replica, serverClock: error.serverClock ?? .zero)
+                    logger.warning("this replica file was restored from an older copy; carrying on under a new replica id",
+                                   metadata: ["replica": .string(next.description)])
+                }
+                guard let current = try replica.identity() else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+                identity = current
                 continue
             } catch let error as SyncError where error.refusesRequestSize && !request.changes.isEmpty {
                 // Split until every change is accepted or, alone, dead-lettered with the reason: one
@@ -223,11 +235,16 @@ public struct SyncEngine: Sendable {
     }
 
     static func error(from response: TransportResponse) -> SyncError {
-        struct Problem: Decodable { var code: String; var detail: String }
+        struct Problem: Decodable { var code: String; var detail: String; var replica: String?; var clock: String? }
         let problem = try? JSONDecoder().decode(Problem.self, from: Data(response.body))
         let code = problem?.code
         let detail = problem?.detail ?? "HTTP \(response.status)"
         switch (response.status, code) {
+        case (409, "replica_rolled_back"):
+            var error = SyncError(code: .refused, problem: code, detail: detail)
+            error.carryOnAs = problem?.replica.flatMap(ReplicaID.init)
+            error.serverClock = problem?.clock.flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? HLC(rawValue: $0) : nil }
+            return error
         case (401, "invalid_enrollment_code"): return SyncError(code: .refused, problem: code, detail: detail)
         case (401, _): return SyncError(code: .unauthorized, problem: code, detail: detail)
         case (_, "clock_drift"): return SyncError(code: .clockDrift, problem: code, detail: detail)

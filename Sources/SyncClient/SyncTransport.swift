@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import SyncCore
 
 /// What a transport got back.
 public struct TransportResponse: Sendable {
@@ -88,6 +89,9 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The server's problem code, if it sent one.
     public let problem: String?
     public let detail: String
+    /// With `replica_rolled_back` (SPEC 7.8): the replica id to carry on as, and the server's clock.
+    var carryOnAs: ReplicaID?
+    var serverClock: HLC?
 
     public init(code: Code, problem: String? = nil, detail: String) {
         self.code = code

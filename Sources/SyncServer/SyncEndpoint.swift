@@ -221,8 +221,7 @@ extension Problem {
 
     /// The `application/problem+json` body (RFC 9457).
     var jsonBody: [UInt8] {
-        let body = Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code)
-        return Array((try? JSONEncoder().encode(body)) ?? Data())
+        Array((try? JSONEncoder().encode(body)) ?? Data())
     }
 
     var endpointResponse: EndpointResponse {

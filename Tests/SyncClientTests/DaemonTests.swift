@@ -46,7 +46,7 @@ struct DaemonTests {
             let group = ServiceGroup(configuration: .init(services: [daemon], logger: Harness.logger))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                let deadline = ContinuousClock.now + .seconds(10)
+                let deadline = ContinuousClock.now + .seconds(60)
                 while try a.replica.status().pendingChanges > 0 && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(50))
                 }

@@ -5,8 +5,18 @@ import SyncStorage
 
 extension SQLiteServerStore {
     public func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome {
-        guard let replica = device.replica, replica == request.replica else {
+        guard let replica = device.replica else {
             throw StoreError(.replicaMismatch, "the frame's replica is not this device's")
+        }
+        guard replica == request.replica else {
+            // A former replica of this device: its first answer (the new id) was lost, or another
+            // process on the same file has not noticed yet. Tell it again, changing nothing.
+            let former = try await writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ? AND device = ?",
+                                  arguments: [request.replica.databaseValue, device.id]) != nil
+            }
+            guard former else { throw StoreError(.replicaMismatch, "the frame's replica is not this device's") }
+            throw StoreError.rolledBack(to: replica, clock: try await writer.read { db in try Self.hybridClock(db).last })
         }
         guard request.changes.count <= limits.maxChangesPerPush else {
             throw StoreError(.tooManyChanges, "\(request.changes.count) changes in one push; the limit is \(limits.maxChangesPerPush)")
@@ -27,8 +37,12 @@ extension SQLiteServerStore {
         var acknowledged = device.acknowledged
         var rejected: [Rejection] = []
         if !request.changes.isEmpty {
-            (acknowledged, rejected, accepted, conflicts) = try await writer.write { db in
+            let outcome = try await writer.write { db in
                 try push(request, device: device, replica: replica, db: db)
+            }
+            switch outcome {
+            case .stored(let result): (acknowledged, rejected, accepted, conflicts) = result
+            case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
             }
         } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - 60 {
             try await writer.write { db in
@@ -47,10 +61,17 @@ extension SQLiteServerStore {
         return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts)
     }
 
-    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database)
-        throws -> (UInt64, [Rejection], Int, Int)
-    {
+    private enum PushOutcome {
+        case stored((UInt64, [Rejection], Int, Int))
+        /// The push re-used counters for other changes: the device now carries on as this replica.
+        case rolledBack(ReplicaID, HLC)
+    }
+
+    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database) throws -> PushOutcome {
         let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
+        if try isRolledBack(request, acknowledged: stored, replica: replica, db: db) {
+            return try carryOnUnderNewReplica(device: device, replacing: replica, db: db)
+        }
         var session = try WriteSession(db: db, store: self)
         let fresh = request.changes.filter { $0.counter > stored }
         let pending = PendingRows(fresh.map(\.change))
@@ -84,7 +105,53 @@ extension SQLiteServerStore {
         let acknowledged = max(stored, counters.max()!)
         try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ? WHERE id = ?",
                        arguments: [Int64(acknowledged), Double(clock.milliseconds()) / 1000, device.id])
-        return (acknowledged, rejected, toApply.count, session.conflictsRecorded)
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_push_log (replica, last_counter, fingerprints) VALUES (?, ?, ?)",
+                       arguments: [replica.databaseValue, Int64(counters.max()!), PushFingerprints(request.changes).encoded])
+        try db.execute(sql: "DELETE FROM sync_push_log WHERE replica = ? AND last_counter < ?",
+                       arguments: [replica.databaseValue, Int64(acknowledged) - Self.pushLogWindow])
+        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded))
+    }
+
+    /// How many counters back the push log reaches. A replay older than that (a request held back by
+    /// the network across this many later changes) is taken for a restore: harmless, since carrying on
+    /// under a new replica id loses nothing, only churns the id.
+    static let pushLogWindow: Int64 = 20_000
+
+    /// Invariant 10: a counter at or below the high-water mark is a replay — a retry after a lost answer,
+    /// a duplicated or late request — only if it says what it said the first time. Otherwise this file
+    /// was restored from an older copy and re-used counters its lost future had pushed (SPEC 7.8).
+    private func isRolledBack(_ request: SyncRequest, acknowledged: UInt64, replica: ReplicaID, db: Database) throws -> Bool {
+        let replayed = request.changes.filter { $0.counter <= acknowledged }
+        guard let oldest = replayed.first?.counter else { return false }
+        let logs = try Data.fetchAll(db, sql: "SELECT fingerprints FROM sync_push_log WHERE replica = ? AND last_counter >= ?",
+                                     arguments: [replica.databaseValue, Int64(oldest)])
+        // A replica that pushed only before this store kept a log: trusted, as before.
+        if logs.isEmpty, try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_push_log WHERE replica = ? LIMIT 1", arguments: [replica.databaseValue]) == nil {
+            return false
+        }
+        var known: [UInt64: UInt64] = [:]
+        for log in logs { known.merge(PushFingerprints(encoded: log).fingerprints) { first, _ in first } }
+        return replayed.contains { known[$0.counter] != $0.change.fingerprint }
+    }
+
+    /// A terminal restored from an older copy of its file re-used counters (and maybe clock readings)
+    /// that its lost future had already pushed. It gets a new replica id, next to the old one so that
+    /// re-stamping its pending versions keeps their order against everyone else's (SPEC 7.8).
+    private func carryOnUnderNewReplica(device: Device, replacing old: ReplicaID, db: Database) throws -> PushOutcome {
+        var candidates = [old.rawValue &+ 1, old.rawValue &- 1]
+        var generator = random
+        while let candidate = candidates.first, try Self.isReplicaTaken(ReplicaID(candidate), db) {
+            candidates.removeFirst()
+            // Both neighbours taken (it has happened twice in a row): any free id will do.
+            if candidates.isEmpty { candidates.append(ReplicaID.random(using: &generator).rawValue) }
+        }
+        let next = ReplicaID(candidates[0])
+        let now = Double(clock.milliseconds()) / 1000
+        try db.execute(sql: "UPDATE device_replica SET superseded_at = ? WHERE replica = ?", arguments: [now, old.databaseValue])
+        try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [next.databaseValue, device.id])
+        try db.execute(sql: "UPDATE device SET replica = ?, acknowledged = 0, last_seen_at = ? WHERE id = ?",
+                       arguments: [next.databaseValue, now, device.id])
+        return .rolledBack(next, try Self.hybridClock(db).last)
     }
 
     /// Whether a device may apply a pushed change (invariant 7): the row's scope if so, the reason if not.
@@ -163,6 +230,37 @@ extension SQLiteServerStore {
     }
 }
 
+
+/// The counters of one push with the fingerprints of their changes, as stored in
+/// `sync_push_log.fingerprints`: 16 bytes a change, counter then fingerprint, little-endian.
+struct PushFingerprints {
+    let fingerprints: [UInt64: UInt64]
+
+    init(_ changes: [PushedChange]) {
+        fingerprints = Dictionary(changes.map { ($0.counter, $0.change.fingerprint) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    init(encoded data: Data) {
+        var fingerprints: [UInt64: UInt64] = [:]
+        let bytes = [UInt8](data)
+        func word(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
+        for start in stride(from: 0, to: bytes.count - 15, by: 16) {
+            fingerprints[word(start)] = word(start + 8)
+        }
+        self.fingerprints = fingerprints
+    }
+
+    var encoded: Data {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fingerprints.count * 16)
+        for (counter, fingerprint) in fingerprints {
+            for value in [counter, fingerprint] {
+                for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            }
+        }
+        return Data(bytes)
+    }
+}
 
 /// A pushed change the server will not apply, and why.
 private struct Refusal: Error {

@@ -84,6 +84,26 @@ public struct SQLiteServerStore: ServerStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-replica-rollback") { db in
+            try db.execute(sql: """
+                -- Every replica id ever handed out, so a new one is never a reused one, and a device's
+                -- former replica (before a restore of its file was detected) is recognised.
+                CREATE TABLE device_replica (
+                    replica INTEGER PRIMARY KEY NOT NULL,
+                    device TEXT NOT NULL REFERENCES device(id),
+                    superseded_at REAL
+                );
+                INSERT INTO device_replica (replica, device) SELECT replica, id FROM device WHERE replica IS NOT NULL;
+                -- The counters and fingerprints of a replica's recent pushes (SPEC 7.8), one row a push,
+                -- 16 bytes a change: a replayed counter must say what it said the first time.
+                CREATE TABLE sync_push_log (
+                    replica INTEGER NOT NULL,
+                    last_counter INTEGER NOT NULL,
+                    fingerprints BLOB NOT NULL,
+                    PRIMARY KEY (replica, last_counter)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -109,15 +129,14 @@ public struct SQLiteServerStore: ServerStore {
             var device = Self.device(from: row)
             var generator = random
             var replica = ReplicaID.random(using: &generator)
-            while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
-                || replica == (try Self.serverReplica(db))
-            {
+            while try Self.isReplicaTaken(replica, db) {
                 replica = ReplicaID.random(using: &generator)
             }
             let name = deviceName.isEmpty ? device.name : deviceName
             try db.execute(
                 sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
                 arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
+            try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
             try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
             device.name = name
             device.replica = replica
@@ -251,6 +270,13 @@ public struct SQLiteServerStore: ServerStore {
                     resolved: row["resolved"] == 1, detectedAt: row["detected_at"] ?? "")
             }
         }
+    }
+
+    /// Whether `replica` is, or ever was, some device's or the server's.
+    static func isReplicaTaken(_ replica: ReplicaID, _ db: Database) throws -> Bool {
+        try replica.rawValue == 0 || replica == serverReplica(db)
+            || Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ?", arguments: [replica.databaseValue]) != nil
+            || Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
     }
 
     static func serverReplica(_ db: Database) throws -> ReplicaID {

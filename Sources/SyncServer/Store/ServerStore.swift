@@ -73,10 +73,14 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case tooManyChanges = "too_many_changes"
         case replicaMismatch = "replica_mismatch"
         case invalidWrite = "invalid_write"
+        case replicaRolledBack = "replica_rolled_back"
     }
 
     public let code: Code
     public let detail: String
+    /// With `replicaRolledBack`: the replica id the device carries on under, and the server's clock.
+    public var replica: ReplicaID?
+    public var clock: HLC?
 
     public init(_ code: Code, _ detail: String) {
         self.code = code
@@ -84,6 +88,17 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(detail)" }
+
+    /// The device's file was restored from an older copy (SPEC 7.8): it carries on as `replica`.
+    static func rolledBack(to replica: ReplicaID, clock: HLC) -> StoreError {
+        var error = StoreError(.replicaRolledBack, """
+            this replica re-used counters for different changes (its file was restored from an older copy); \
+            carry on as replica \(replica) and push again
+            """)
+        error.replica = replica
+        error.clock = clock
+        return error
+    }
 }
 
 /// Where the server keeps the change log, devices and branches.
