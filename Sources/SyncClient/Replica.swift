@@ -253,9 +253,52 @@ public struct Replica: Sendable {
                 UPDATE sync_cell SET replica = :next WHERE replica = :old AND col = 0 AND hlc IN (SELECT hlc FROM sync_outbox WHERE col = 0)
                 """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
             try SyncMeta.set(MetaKey.replica, next.databaseValue, in: db)
+            try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(serverClock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+        }
+    }
+
+    /// The server store's epoch as this file last saw it.
+    func storeEpoch() throws -> String? {
+        try writer.read { db in try SyncMeta.get(MetaKey.storeEpoch, in: db) }
+    }
+
+    /// The server's store was restored from an older copy (SPEC 7.9). In one transaction: every
+    /// version this replica authored that is no longer pending goes back into the outbox (the restored
+    /// store may have lost it; re-sending what it kept changes nothing), the cursor goes back to 0 so
+    /// everything is read again, and the new epoch is recorded. Returns how many changes were re-queued.
+    func resupplyAfterStoreRestore(epoch: String) throws -> Int {
+        try writer.write { db in
+            guard let identity = try Self.identity(db) else { return 0 }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT tbl, row, col, value, hlc FROM sync_cell c WHERE replica = ? AND NOT EXISTS (
+                    SELECT 1 FROM sync_outbox o WHERE o.tbl = c.tbl AND o.row = c.row AND o.col = c.col AND o.hlc = c.hlc)
+                ORDER BY hlc, tbl, row, col
+                """, arguments: [identity.replica.databaseValue])
+            var count = 0
+            for row in rows {
+                guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)) else { continue }
+                let id: String = row["row"]
+                let operation: Change.Operation
+                if let column = table.definition.column(ColumnID(UInt8(truncatingIfNeeded: row["col"] as Int64))) {
+                    let stored = try DatabaseValue.fetchOne(db, sql: "SELECT \(column.name) FROM \(table.name) WHERE id = ?", arguments: [id])
+                    // The largest base seq says "its author had seen everything": history is re-sent, not re-judged.
+                    operation = .write(column: column.id, value: stored.flatMap(Value.fromDatabaseValue) ?? .null, baseSeq: UInt64(Int64.max))
+                } else if (row["col"] as Int64) == 0 {
+                    operation = (row["value"] as Int64?) == 2 ? .erase : .delete
+                } else {
+                    continue
+                }
+                try Outbox.append(Change(table: table, row: id, operation: operation,
+                                         version: Version(hlc: HLC(databaseValue: row["hlc"]), replica: identity.replica)), in: db)
+                count += 1
+            }
+            try SyncMeta.set(MetaKey.cursor, 0, in: db)
+            try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
+            try SyncMeta.set(MetaKey.storeEpoch, epoch, in: db)
+            return count
         }
     }
 

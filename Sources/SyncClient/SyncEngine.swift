@@ -69,19 +69,22 @@ public struct SyncEngine: Sendable {
         var summary = SyncSummary()
         var reissued = false
         var rolledBack = false
+        var resupplied = false
         // Halved whenever the server refuses a push as a whole for its size (invariant 12).
         var batchLimit = pushBatchSize
         while true {
-            let (request, pending) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int) in
+            let (request, pending, acknowledged) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int, Int64?) in
                 let changes = try Outbox.batch(limit: batchLimit, replica: identity.replica, in: db)
                 let request = SyncRequest(
                     replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
                     cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0), pageLimit: pageSize, changes: changes)
-                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0)
+                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0, try SyncMeta.get(MetaKey.acknowledged, in: db))
             }
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
-            let response = try await transport.post("/v1/sync", body: body, token: token)
+            // What the server told us before: a store restored from an older copy has forgotten it (SPEC 7.9).
+            let evidence = acknowledged.map { ["clinicsync-acknowledged": String($0)] } ?? [:]
+            let response = try await transport.post("/v1/sync", body: body, token: token, headers: evidence)
             let page: SyncResponse, inflated: Int
             do {
                 (page, inflated) = try decode(response, as: SyncResponse.self)
@@ -120,12 +123,22 @@ public struct SyncEngine: Sendable {
                 }
                 continue
             }
+            let epoch = response.headers[HTTPTransport.epochHeader]
+            if let epoch, !resupplied, try replica.storeEpoch().map({ $0 != epoch }) == true {
+                // The server's store was restored from an older copy: send it everything this file
+                // authored that it may have lost, and read everything again (SPEC 7.9).
+                resupplied = true
+                let count = try replica.resupplyAfterStoreRestore(epoch: epoch)
+                logger.warning("the server's store was restored from an older copy; re-sending what this terminal wrote and re-reading everything",
+                               metadata: ["changes": .stringConvertible(count)])
+                continue
+            }
             summary.roundTrips += 1
             summary.bytesSent += body.count
             summary.frameBytesSent += frame.count
             summary.bytesReceived += response.body.count
             summary.frameBytesReceived += inflated
-            let applied = try apply(page, pushed: request.changes)
+            let applied = try apply(page, pushed: request.changes, epoch: epoch)
             summary.pushed += applied.acknowledged
             summary.rejected += applied.rejected
             summary.pulled += page.changes.count
@@ -154,7 +167,7 @@ public struct SyncEngine: Sendable {
     }
 
     /// Processes the ack and applies the page in one transaction.
-    package func apply(_ page: SyncResponse, pushed: [PushedChange]) throws -> (acknowledged: Int, rejected: Int) {
+    package func apply(_ page: SyncResponse, pushed: [PushedChange], epoch: String? = nil) throws -> (acknowledged: Int, rejected: Int) {
         var erased = false
         let result = try replica.writer.write { db -> (Int, Int) in
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
@@ -209,6 +222,10 @@ public struct SyncEngine: Sendable {
             erased = erased || !page.exits.isEmpty || !page.rejected.isEmpty
             try SyncMeta.set(MetaKey.cursor, Int64(page.cursor), in: db)
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            if let epoch { try SyncMeta.set(MetaKey.storeEpoch, epoch, in: db) }
+            // Never lowered: a lower answer is the evidence the next request carries (SPEC 7.9).
+            let told = try SyncMeta.get(MetaKey.acknowledged, in: db) as Int64? ?? 0
+            try SyncMeta.set(MetaKey.acknowledged, max(told, Int64(page.acknowledged)), in: db)
             return (acknowledged.count, acknowledged.filter { rejectedCounters.contains($0.counter) }.count)
         }
         // Erased and purged rows get the same secure deletion (SPEC 7.4, 7.6): no WAL frame keeps their text.

@@ -8,11 +8,14 @@ public struct TransportResponse: Sendable {
     public var status: Int
     public var contentType: String?
     public var body: [UInt8]
+    /// Other headers the client reads, by lower-case name (`clinicsync-store-epoch`, SPEC 7.9).
+    public var headers: [String: String]
 
-    public init(status: Int, contentType: String?, body: [UInt8]) {
+    public init(status: Int, contentType: String?, body: [UInt8], headers: [String: String] = [:]) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 }
 
@@ -21,6 +24,15 @@ public protocol SyncTransport: Sendable {
     /// POSTs a deflated frame to `path` (`/v1/sync`, `/v1/enroll`). Throws ``SyncError/offline`` when
     /// the server cannot be reached.
     func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse
+    /// The same, with extra request headers (`clinicsync-acknowledged`, SPEC 7.9). Transports that
+    /// cannot carry them may drop them: they are evidence that helps, not something sync depends on.
+    func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse
+}
+
+extension SyncTransport {
+    public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
+        try await post(path, body: body, token: token)
+    }
 }
 
 /// The HTTP client terminals share. A global lives as long as the process, so it is never shut down
@@ -31,6 +43,8 @@ public let sharedSyncHTTPClient = HTTPClient(
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
+    static let epochHeader = "clinicsync-store-epoch"
+
     public let baseURL: String
     public let timeout: TimeAmount
     let client: HTTPClient
@@ -46,7 +60,12 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
+        try await post(path, body: body, token: token, headers: [:])
+    }
+
+    public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
         var request = HTTPClientRequest(url: baseURL + path)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/vnd.clinicsync.frame")
         request.headers.add(name: "Content-Encoding", value: "deflate")
@@ -56,8 +75,9 @@ public struct HTTPTransport: SyncTransport {
             let response = try await client.execute(request, timeout: timeout)
             // Responses are bounded too: a page is at most a few MiB deflated.
             let buffer = try await response.body.collect(upTo: 64 << 20)
+            let epoch = response.headers.first(name: Self.epochHeader)
             return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                     body: Array(buffer.readableBytesView))
+                                     body: Array(buffer.readableBytesView), headers: epoch.map { [Self.epochHeader: $0] } ?? [:])
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
             throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {

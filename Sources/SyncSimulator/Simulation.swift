@@ -390,8 +390,30 @@ public final class Simulation {
             try restart(device)
             log(device.name, "restarted after crashing mid-sync (replica reopened from its file)")
         }
+        try followReplicaChange(device)
         // A re-stamp (after a clock fix) rewrites outbox entries: pick up their new versions.
         try refreshPendingVersions(device)
+    }
+
+    /// The client carries on under a new replica id when the server takes a push for one from a
+    /// restored file (SPEC 7.8; here, a late request re-using counters the client had withdrawn):
+    /// its pending writes are now the new id's, same counters, same clock readings.
+    private func followReplicaChange(_ device: SimulatedDevice) throws {
+        guard let current = try device.replica.identity()?.replica, current != device.replicaID else { return }
+        let old = device.replicaID
+        network.withState { state in
+            let moving = state.knowledge.writes.filter { $0.key.replica == old && $0.value.status == .pending }
+            for (key, record) in moving {
+                var moved = record
+                moved.key = WriteKey(replica: current, counter: key.counter)
+                moved.change.version.replica = current
+                state.knowledge.writes[key] = nil
+                state.knowledge.writes[moved.key] = moved
+                state.knowledge.seen[device.name, default: [:]][CellKey(moved.change), default: []].insert(moved.change.version)
+            }
+        }
+        device.replicaID = current
+        log(device.name, "carries on as replica \(current)")
     }
 
     /// Outbox entries whose version changed since they were recorded (the client re-stamps versions

@@ -60,7 +60,7 @@ struct DaemonTests {
                 let stopping = ContinuousClock.now
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
-                #expect(ContinuousClock.now - stopping < .seconds(5), "graceful stop between cycles")
+                #expect(ContinuousClock.now - stopping < .seconds(30), "graceful stop between cycles, not after a timeout")
             }
         }
     }

@@ -9,7 +9,7 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Manage branches, devices, content, conflicts and erasure on the server's data folder.",
-        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self])
+        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, MarkRestored.self])
 
     struct Branch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add or list branches.", subcommands: [Add.self, List.self])

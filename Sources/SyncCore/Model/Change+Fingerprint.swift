@@ -1,8 +1,10 @@
 extension Change {
-    /// A 64-bit digest of what this change says (table, row, operation, value, base seq, clock), not
-    /// of who says it. The server keeps the digests of a replica's last push, so that a push re-using
-    /// counters can be told apart: the same changes again (a retry after a lost answer) or different
-    /// ones (a terminal restored from an older copy of its file; invariant 10, SPEC 7.8).
+    /// A 64-bit digest of what this change says (table, row, operation, value, base seq), not of who
+    /// says it or when. The server keeps the digests of a replica's recent pushes, so that a push
+    /// re-using counters can be told apart: the same changes again (a retry after a lost answer) or
+    /// different ones (a terminal restored from an older copy of its file; invariant 10, SPEC 7.8).
+    /// The clock is left out: a change refused for clock drift is re-stamped under its counter (SPEC
+    /// 7.7), and a late copy of the refused request must still read as a replay.
     public var fingerprint: UInt64 {
         var writer = ByteWriter(capacity: 64)
         writer.byte(table.rawValue)
@@ -15,7 +17,6 @@ extension Change {
         case .delete: writer.byte(FrameCodec.deleteOp)
         case .erase: writer.byte(FrameCodec.eraseOp)
         }
-        writer.fixed64(version.hlc.rawValue)
         // FNV-1a: not cryptographic, and need not be; a terminal can only confuse itself.
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in writer.bytes {

@@ -4,7 +4,21 @@ import SyncCore
 import SyncStorage
 
 extension SQLiteServerStore {
-    public func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome {
+    public func sync(_ request: SyncRequest, from authenticated: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome {
+        // Invariant 10: a terminal that knows more than this store did is proof the store went back.
+        let lastSeq = try await writer.read { db in UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0) }
+        var (restored, device) = (false, authenticated)
+        if request.cursor > lastSeq || (evidence.acknowledged ?? 0) > authenticated.acknowledged {
+            // Rare: look closer, and write only then, so that a pull stays a read.
+            (restored, device) = try await writer.write { db -> (Bool, Device) in
+                var device = authenticated
+                return (try detectRestore(request, device: &device, evidence: evidence, db: db), device)
+            }
+        }
+        return try await sync(request, from: device, limits: limits, restored: restored)
+    }
+
+    private func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, restored: Bool) async throws -> SyncOutcome {
         guard let replica = device.replica else {
             throw StoreError(.replicaMismatch, "the frame's replica is not this device's")
         }
@@ -58,7 +72,31 @@ extension SQLiteServerStore {
         }
         response.acknowledged = acknowledged
         response.rejected = rejected
-        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts)
+        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
+                           epoch: try await epoch(), detectedRestore: restored)
+    }
+
+    /// The proofs that this store is older than what a terminal saw (SPEC 7.9): a cursor past the last
+    /// seq, an acknowledged counter above the one stored, or a replica id of this device's that the
+    /// store never heard of (given after the backup was taken; it is adopted). Any of them changes the
+    /// epoch, in the same transaction. Returns whether it did.
+    private func detectRestore(_ request: SyncRequest, device: inout Device, evidence: SyncEvidence, db: Database) throws -> Bool {
+        let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
+        let proof = request.cursor > lastSeq || (request.replica == device.replica && (evidence.acknowledged ?? 0) > device.acknowledged)
+        guard proof else { return false }
+        // Proof from a device is trusted once per time the store is opened: a restore needs a restart,
+        // and a buggy or hostile terminal must not make every terminal re-send everything at will.
+        guard try SyncMeta.get("restore_detected_by_open", in: db) as String? != openID else { return false }
+        try SyncMeta.set("restore_detected_by_open", openID, in: db)
+        if request.replica != device.replica, try !Self.isReplicaTaken(request.replica, db) {
+            // A replica id given after the backup was taken (enrollment, or 7.8): the store adopts it.
+            try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [request.replica.databaseValue, device.id])
+            try db.execute(sql: "UPDATE device SET replica = ?, acknowledged = 0 WHERE id = ?", arguments: [request.replica.databaseValue, device.id])
+            device.replica = request.replica
+            device.acknowledged = 0
+        }
+        _ = try markRestored(db)
+        return true
     }
 
     private enum PushOutcome {
@@ -78,7 +116,7 @@ extension SQLiteServerStore {
         var toApply: [(Change, String?)] = []
         var rejectedNow: [Rejection] = []
         for pushed in fresh {
-            switch try authorize(pushed.change, device: device, pending: pending, session: session) {
+            switch try authorize(pushed.change, device: device, pending: pending, cursor: request.cursor, session: session) {
             case .failure(let refusal):
                 rejectedNow.append(Rejection(counter: pushed.counter, reason: refusal.reason))
             case .success(let scope):
@@ -155,7 +193,7 @@ extension SQLiteServerStore {
     }
 
     /// Whether a device may apply a pushed change (invariant 7): the row's scope if so, the reason if not.
-    private func authorize(_ change: Change, device: Device, pending: PendingRows, session: WriteSession) throws -> Result<String, Refusal> {
+    private func authorize(_ change: Change, device: Device, pending: PendingRows, cursor: UInt64, session: WriteSession) throws -> Result<String, Refusal> {
         let table = change.table
         if table == .conflict { return .failure(Refusal(.immutable)) }
         if device.role == .terminal && table != .enquiry && table != .enquiryNote { return .failure(Refusal(.forbidden)) }
@@ -175,12 +213,37 @@ extension SQLiteServerStore {
             if let existing = try session.version(of: key, column: column), existing != change.version { return .failure(Refusal(.immutable)) }
         }
         if device.role == .terminal {
-            if scope != device.branch { return .failure(Refusal(.outOfScope)) }
+            if try scope != device.branch && !isForwarded(change, key: key, pending: pending, from: device.branch, cursor: cursor, session: session) {
+                return .failure(Refusal(.outOfScope))
+            }
             if case .write(let column, let value, _) = change.operation, column == table.definition.branchColumn, value.text != device.branch {
                 return .failure(Refusal(.outOfScope))
             }
         }
         return .success(scope)
+    }
+
+    /// Work done on an enquiry by a terminal of the branch it has since left, before that terminal could
+    /// know — its cursor, or the base seq of the cell it edited, is above 0 and below the move's exit
+    /// for its branch: a status set or a note added offline. It follows the enquiry to its new branch
+    /// rather than being refused (SPEC 7.5).
+    private func isForwarded(_ change: Change, key: RowKey, pending: PendingRows, from branch: String, cursor: UInt64,
+                             session: WriteSession) throws -> Bool
+    {
+        guard case .write(let column, _, let baseSeq) = change.operation, column != key.table.definition.branchColumn else { return false }
+        let enquiry: String
+        switch key.table {
+        case .enquiry: enquiry = key.row
+        case .enquiryNote:
+            guard let stored = try session.noteEnquiry(key) ?? pending.noteEnquiries[key] else { return false }
+            enquiry = stored
+        default: return false
+        }
+        guard let exit = try Int64.fetchOne(session.db, sql: "SELECT max(seq) FROM sync_exit WHERE tbl = ? AND row = ? AND branch = ?",
+                                            arguments: [Int64(TableID.enquiry.rawValue), enquiry, branch])
+        else { return false }
+        let unaware = { (seen: UInt64) in seen > 0 && Int64(seen) < exit }
+        return unaware(cursor) || (key.table == .enquiry && unaware(baseSeq))
     }
 
     func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {

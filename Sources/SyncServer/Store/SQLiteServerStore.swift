@@ -12,6 +12,8 @@ public struct SQLiteServerStore: ServerStore {
     let clock: any WallClock
     /// Replica ids, device ids and enrollment codes are drawn from here (seeded in the simulator).
     let random: RandomSource
+    /// Differs each time the store is opened (SPEC 7.9: a restore is trusted once per open).
+    let openID: String
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
 
@@ -30,11 +32,16 @@ public struct SQLiteServerStore: ServerStore {
         self.writer = writer
         self.clock = clock
         self.random = random
+        var generator = random
+        openID = Self.newEpoch(using: &generator)
         try Self.migrator.migrate(writer)
         try writer.write { db in
+            var generator = random
             if try SyncMeta.get("server_replica", in: db) as Int64? == nil {
-                var generator = random
                 try SyncMeta.set("server_replica", ReplicaID.random(using: &generator).databaseValue, in: db)
+            }
+            if try SyncMeta.get(Self.epochKey, in: db) as String? == nil {
+                try SyncMeta.set(Self.epochKey, Self.newEpoch(using: &generator), in: db)
             }
         }
     }
@@ -277,6 +284,28 @@ public struct SQLiteServerStore: ServerStore {
         try replica.rawValue == 0 || replica == serverReplica(db)
             || Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ?", arguments: [replica.databaseValue]) != nil
             || Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
+    }
+
+    static let epochKey = "store_epoch"
+
+    static func newEpoch(using generator: inout RandomSource) -> String {
+        ReplicaID(generator.next()).description
+    }
+
+    /// The store's epoch (SPEC 7.9): changes whenever the store is found restored from an older copy.
+    public func epoch() async throws -> String {
+        try await writer.read { db in try SyncMeta.get(Self.epochKey, in: db) ?? "" }
+    }
+
+    public func markRestored() async throws -> String {
+        try await writer.write { db in try markRestored(db) }
+    }
+
+    func markRestored(_ db: Database) throws -> String {
+        var generator = random
+        let epoch = Self.newEpoch(using: &generator)
+        try SyncMeta.set(Self.epochKey, epoch, in: db)
+        return epoch
     }
 
     static func serverReplica(_ db: Database) throws -> ReplicaID {

@@ -61,6 +61,21 @@ public struct SyncOutcome: Sendable {
     public var accepted: Int
     public var rejected: Int
     public var conflicts: Int
+    /// The store's epoch after this sync (SPEC 7.9), sent as `ClinicSync-Store-Epoch`.
+    public var epoch: String
+    /// This request proved the store was restored from an older copy, and the epoch changed.
+    public var detectedRestore = false
+}
+
+/// What a terminal says it already knows of the store, beside its frame (SPEC 7.9): evidence that
+/// the store went back in time.
+public struct SyncEvidence: Hashable, Sendable {
+    /// The `acknowledged` counter the store last told this replica (`ClinicSync-Acknowledged`).
+    public var acknowledged: UInt64?
+
+    public init(acknowledged: UInt64? = nil) {
+        self.acknowledged = acknowledged
+    }
 }
 
 /// Why the store refused a request. Descriptions carry no patient data.
@@ -112,7 +127,10 @@ public protocol ServerStore: Sendable {
     /// Exchanges a one-time enrollment code for a device token.
     func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC)
     /// Stores a push and reads the next page of the pull, for an authenticated device.
-    func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome
+    func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome
+    /// Marks the store as restored from an older copy: a new epoch, which every terminal notices on its
+    /// next sync and answers by re-sending what it holds (SPEC 7.9). Returns the new epoch.
+    func markRestored() async throws -> String
 
     /// Adds or updates a branch.
     func saveBranch(id: String, name: String, address: String?, phone: String?) async throws

@@ -69,6 +69,11 @@ struct WriteSession {
         }
     }
 
+    /// The enquiry a stored note belongs to.
+    func noteEnquiry(_ key: RowKey) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT enquiry FROM enquiry_note WHERE id = ?"), arguments: [key.row])
+    }
+
     func isDeleted(_ key: RowKey) throws -> Bool {
         try version(of: key, column: ColumnID(0)) != nil
     }
