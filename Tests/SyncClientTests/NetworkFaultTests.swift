@@ -79,7 +79,7 @@ struct NetworkFaultTests {
             switch outcome {
             case .hung:
                 if let knownHang = fault.knownHang {
-                    withKnownIssue(knownHang) {
+                    await withKnownIssue(knownHang) {
                         Issue.record("a sync through \(fault.name) was still running after \(Self.hangAfter): a hang")
                     }
                 } else {
