@@ -37,9 +37,15 @@ extension SyncTransport {
 
 /// The HTTP client terminals share. A global lives as long as the process, so it is never shut down
 /// (AsyncHTTPClient's own `.shared` inflates responses itself, which would bypass our limits).
+///
+/// Timeouts: `execute(_:timeout:)` stops counting once the response head arrives, so a body that
+/// stalls halfway would hang a sync forever; the read timeout bounds every wait for bytes. A short
+/// connect timeout makes a server that is down read as offline in seconds.
 public let sharedSyncHTTPClient = HTTPClient(
     eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-    configuration: HTTPClient.Configuration(decompression: .disabled))
+    configuration: HTTPClient.Configuration(
+        timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(30)),
+        decompression: .disabled))
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
@@ -71,13 +77,27 @@ public struct HTTPTransport: SyncTransport {
         request.headers.add(name: "Content-Encoding", value: "deflate")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.body = .bytes(ByteBuffer(bytes: body))
+        let (client, timeout, prepared) = (self.client, self.timeout, request)
         do {
-            let response = try await client.execute(request, timeout: timeout)
-            // Responses are bounded too: a page is at most a few MiB deflated.
-            let buffer = try await response.body.collect(upTo: 64 << 20)
-            let epoch = response.headers.first(name: Self.epochHeader)
-            return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                     body: Array(buffer.readableBytesView), headers: epoch.map { [Self.epochHeader: $0] } ?? [:])
+            // One deadline for the head *and* the body: `execute`'s own timeout ends with the head, so a
+            // body that stalls halfway would otherwise hang the sync for good.
+            return try await withThrowingTaskGroup(of: TransportResponse?.self) { group in
+                group.addTask {
+                    let response = try await client.execute(prepared, timeout: timeout)
+                    // Responses are bounded too: a page is at most a few MiB deflated.
+                    let buffer = try await response.body.collect(upTo: 64 << 20)
+                    let epoch = response.headers.first(name: Self.epochHeader)
+                    return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
+                                             body: Array(buffer.readableBytesView), headers: epoch.map { [Self.epochHeader: $0] } ?? [:])
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else { throw HTTPClientError.deadlineExceeded }
+                return response
+            }
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
             throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {

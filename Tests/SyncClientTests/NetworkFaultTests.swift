@@ -19,8 +19,6 @@ struct NetworkFaultTests {
         let mustFail: Bool
         /// Only the first connection is faulty: the retry goes through the same proxy, healed.
         var healsAfterFirstConnection = false
-        /// A hang through this fault is a known bug (see the comment where it is set).
-        var knownHang: Comment? = nil
 
         var testDescription: String { name }
 
@@ -34,14 +32,9 @@ struct NetworkFaultTests {
             Fault(name: "response cut after 60 bytes", options: ["--cut-down", "60"], mustFail: true),
             Fault(name: "response reset after 220 bytes", options: ["--cut-down", "220", "--reset"], mustFail: true),
             Fault(name: "request stalled", options: ["--stall-up", "0"], mustFail: true),
-            // KNOWN BUG (found with this proxy): `HTTPTransport`'s timeout is AsyncHTTPClient's `execute`
-            // deadline, which is cancelled once the response head arrives; `response.body.collect(upTo:)`
-            // then has no deadline at all, so a body that stalls after the head hangs the sync forever
-            // (`clinic-sync terminal sync` through `tools/fault-proxy --stall-down 250` was still waiting
-            // after 100 s). Once the transport bounds the body too, this case fails with `offline` like the
-            // others: drop `knownHang` here.
-            Fault(name: "response stalled after 250 bytes (in the body)", options: ["--stall-down", "250"], mustFail: true,
-                  knownHang: "HTTPTransport: the timeout does not cover the response body"),
+            // Found with this proxy: `execute`'s timeout ended with the response head, so a body that
+            // stalled after it hung the sync for good. HTTPTransport now bounds head and body together.
+            Fault(name: "response stalled after 250 bytes (in the body)", options: ["--stall-down", "250"], mustFail: true),
             Fault(name: "response stalled after 100 bytes (in the head)", options: ["--stall-down", "100"], mustFail: true),
             Fault(name: "first connection's response cut, then healthy", options: ["--faulty", "1", "--cut-down", "60"],
                   mustFail: true, healsAfterFirstConnection: true),
@@ -78,13 +71,7 @@ struct NetworkFaultTests {
             let elapsed = clock.now - started
             switch outcome {
             case .hung:
-                if let knownHang = fault.knownHang {
-                    await withKnownIssue(knownHang) {
-                        Issue.record("a sync through \(fault.name) was still running after \(Self.hangAfter): a hang")
-                    }
-                } else {
-                    Issue.record("a sync through \(fault.name) was still running after \(Self.hangAfter): a hang")
-                }
+                Issue.record("a sync through \(fault.name) was still running after \(Self.hangAfter): a hang")
                 return // the stuck sync still holds the replica (until the proxy stops); checking further adds noise
             case .synced(let summary):
                 #expect(!fault.mustFail, "a sync through \(fault.name) cannot have succeeded")
@@ -98,7 +85,7 @@ struct NetworkFaultTests {
 
             // The next sync: through the healed proxy, or straight to the server.
             let next = fault.healsAfterFirstConnection ? throughProxy : a.engine
-            try await next.sync()
+            _ = try await next.sync()
             #expect(try a.replica.status().pendingChanges == 0)
             #expect(try a.replica.deadLetters().isEmpty)
 
@@ -245,7 +232,7 @@ final class FaultProxy: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 }
