@@ -77,6 +77,8 @@ struct NetworkState: Sendable {
     var crashed: Set<String> = []
     var replicas: [String: ReplicaID] = [:]
     var knowledge = Knowledge()
+    /// Replica ids the server re-assigned (SPEC 7.8), by device, as soon as it did.
+    var reassigned: [String: ReplicaID] = [:]
     var labels = Labels()
     var trace: [TraceEvent] = []
     var stats = NetworkStats()
@@ -202,7 +204,12 @@ public final class Network: @unchecked Sendable {
         let now = time.milliseconds
         if response.status != 200 {
             let code = Self.problemCode(response.body) ?? "HTTP \(response.status)"
+            let replica = code == "replica_rolled_back" ? Self.problemReplica(response.body) : nil
             withState { state in
+                if let replica, state.reassigned[device] != replica {
+                    state.reassigned[device] = replica
+                    state.knowledge.reassign(device: device, to: replica)
+                }
                 state.stats.problems[code, default: 0] += 1
                 if response.status >= 500 { state.serverFailures.append("step \(state.step): \(device) \(path) answered \(response.status) \(code)") }
                 state.log("server", "\(device) \(path) → \(response.status) \(code)", rows: [], time: now)
@@ -258,6 +265,11 @@ public final class Network: @unchecked Sendable {
     static func problemCode(_ body: [UInt8]) -> String? {
         struct Problem: Decodable { var code: String }
         return try? JSONDecoder().decode(Problem.self, from: Data(body)).code
+    }
+
+    static func problemReplica(_ body: [UInt8]) -> ReplicaID? {
+        struct Problem: Decodable { var replica: String? }
+        return (try? JSONDecoder().decode(Problem.self, from: Data(body)))?.replica.flatMap(ReplicaID.init)
     }
 }
 
