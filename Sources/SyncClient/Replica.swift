@@ -31,6 +31,7 @@ public struct Replica: Sendable {
         }
         let pool = try DatabasePool(path: path, configuration: StorageConfiguration.make())
         try ReplicaSchema.migrator.migrate(pool)
+        StorageConfiguration.finishPendingScrub(pool)
         return Replica(path: path, writer: pool, wall: clock)
     }
 
@@ -81,6 +82,10 @@ public struct Replica: Sendable {
                 contentItems: try Int.fetchOne(db, sql: "SELECT count(*) FROM content") ?? 0)
         }
     }
+
+    /// An erasure committed, but a reader holding the file (a backup, a report) kept its text in the
+    /// WAL; the next sync, write or open finishes the scrub once the reader lets go (SPEC 7.6).
+    public var isWALScrubPending: Bool { StorageConfiguration.isScrubPending(writer) }
 
     /// Changes the server refused.
     public func deadLetters() throws -> [DeadLetter] {
@@ -156,7 +161,7 @@ public struct Replica: Sendable {
             }
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
         }
-        if erased { try StorageConfiguration.checkpointTruncating(writer) }
+        if erased { StorageConfiguration.checkpointTruncating(writer) }
     }
 
     /// Re-issues the versions of unsent changes stamped while this terminal's wall clock ran ahead.

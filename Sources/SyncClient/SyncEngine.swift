@@ -66,6 +66,8 @@ public struct SyncEngine: Sendable {
         guard var identity = try replica.identity(),
               let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+        // An erasure whose WAL scrub a reader held back: finish it first (SPEC 7.6).
+        StorageConfiguration.finishPendingScrub(replica.writer)
         var summary = SyncSummary()
         var reissued = false
         var rolledBack = false
@@ -229,7 +231,7 @@ public struct SyncEngine: Sendable {
             return (acknowledged.count, acknowledged.filter { rejectedCounters.contains($0.counter) }.count)
         }
         // Erased and purged rows get the same secure deletion (SPEC 7.4, 7.6): no WAL frame keeps their text.
-        if erased { try StorageConfiguration.checkpointTruncating(replica.writer) }
+        if erased { StorageConfiguration.checkpointTruncating(replica.writer) }
         return result
     }
 

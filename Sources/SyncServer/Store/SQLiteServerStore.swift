@@ -263,7 +263,7 @@ public struct SQLiteServerStore: ServerStore {
             try session.apply([(change, nil)])
             try session.finish()
         }
-        try StorageConfiguration.checkpointTruncating(writer)
+        StorageConfiguration.checkpointTruncating(writer)
     }
 
     public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
