@@ -30,7 +30,8 @@ struct AdminCommand: AsyncParsableCommand {
             }
 
             func run() async throws {
-                let store = try SQLiteServerStore(directory: data.data)
+                // The first step of a new deployment: the one admin command that creates a store.
+                let store = try data.store(creating: true)
                 try await store.saveBranch(id: id, name: name, address: address, phone: phone)
                 if output.json { try Output.json(["id": id, "name": name]) } else { print("branch \(id) saved") }
             }
@@ -42,7 +43,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let branches = try SQLiteServerStore(directory: data.data).branches()
+                let branches = try data.store().branches()
                 if output.json { try Output.json(branches) } else {
                     print(Output.table(["ID", "NAME", "ADDRESS"], branches.map { [$0.id, $0.name, $0.address ?? ""] }))
                 }
@@ -69,7 +70,7 @@ struct AdminCommand: AsyncParsableCommand {
             }
 
             func run() async throws {
-                let store = try SQLiteServerStore(directory: data.data)
+                let store = try data.store()
                 let (device, code) = try await store.issueEnrollmentCode(branch: branch, name: name, role: DeviceRole(name: role)!)
                 if output.json {
                     try Output.json(["device": device.id, "branch": device.branch, "code": code])
@@ -86,7 +87,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let devices = try await SQLiteServerStore(directory: data.data).devices()
+                let devices = try await data.store().devices()
                 if output.json { try Output.json(devices) } else {
                     let formatter = ISO8601DateFormatter()
                     print(Output.table(["ID", "NAME", "BRANCH", "ROLE", "STATE", "LAST SEEN"], devices.map { device in
@@ -104,7 +105,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let device = try await SQLiteServerStore(directory: data.data).revokeDevice(id: id)
+                let device = try await cliErrors { try await data.store().revokeDevice(id: id) }
                 if output.json { try Output.json(device) } else { print("device \(device.id) revoked") }
             }
         }
@@ -124,7 +125,7 @@ struct AdminCommand: AsyncParsableCommand {
 
             func run() async throws {
                 let items = try ContentImporter.items(at: path)
-                let store = try SQLiteServerStore(directory: data.data)
+                let store = try data.store()
                 try await store.write(items.flatMap(\.cells))
                 if output.json { try Output.json(["imported": items.map(\.id)]) } else {
                     print("imported \(items.count) content item\(items.count == 1 ? "" : "s"): \(items.map(\.id).joined(separator: ", "))")
@@ -143,7 +144,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let conflicts = try await SQLiteServerStore(directory: data.data).conflicts(includeResolved: all)
+                let conflicts = try await data.store().conflicts(includeResolved: all)
                 if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
                     print(Output.table(["ID", "TABLE", "ROW", "COLUMN", "WINNER", "LOSER", "BRANCH", "STATE"], conflicts.map {
                         [String($0.id.prefix(8)), $0.table, $0.row, $0.column, $0.winnerReplica, $0.loserReplica, $0.branch, $0.resolved ? "resolved" : "open"]
@@ -162,8 +163,10 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            try await SQLiteServerStore(directory: data.data).erase(.enquiry, row: id)
-            if output.json { try Output.json(["erased": id]) } else { print("enquiry \(id) erased") }
+            let erasure = try await cliErrors { try await data.store().eraseHeld(.enquiry, row: id) }
+            if output.json { try Output.json(["id": id, "outcome": erasure == .erased ? "erased" : "already_erased"]) } else {
+                print(erasure == .erased ? "enquiry \(id) erased; terminals delete it on their next sync" : "enquiry \(id) was already erased; nothing to do")
+            }
         }
     }
 
@@ -177,7 +180,7 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let store = try SQLiteServerStore(directory: data.data)
+            let store = try data.store()
             let branches = try branch.map { [$0] } ?? store.branches().map(\.id)
             guard !branches.isEmpty else { throw CLIError("no branches yet: add one with `clinic-sync admin branch add`") }
             let rows = SyntheticEnquiries.generate(count: enquiries, seed: seed, branches: branches)

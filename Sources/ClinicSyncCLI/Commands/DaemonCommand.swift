@@ -26,7 +26,7 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try log.logger("clinic-sync.daemon")
-        let replica = try Replica.open(at: replica.db)
+        let replica = try replica.open()
         let engine = SyncEngine(replica: replica, transport: HTTPTransport(baseURL: try serverURL(replica)), logger: logger)
         let daemon = SyncDaemon(
             engine: engine,

@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the sync server on the embedded SQLite store.",
         discussion: """
-            The store lives in DIR/server.sqlite, created and migrated on first start. Stops gracefully on \
+            The store lives in DIR/server.sqlite, created (owner-only, 0700/0600) and migrated on first start; \
+            a warning is logged at start for any store file or folder other users can read. Stops gracefully on \
             SIGTERM or SIGINT. Check it with `curl http://HOST:PORT/healthz` and `curl http://HOST:PORT/metrics`.
             """)
 
@@ -33,7 +34,13 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxChangesPerPush = maxChanges
         limits.maxPageSize = maxPage
         limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000
-        let store = try SQLiteServerStore(directory: data.data)
+        let store = try data.store(creating: true)
+        // Stores made before files were created owner-only, or copied with another umask, keep their modes.
+        for (path, mode) in SQLiteServerStore.looseFiles(in: data.data) {
+            logger.warning("patient data readable by other local users", metadata: [
+                "path": .string(path), "mode": .string(String(mode, radix: 8)), "fix": .string("chmod go-rwx \(path)"),
+            ])
+        }
         let host = self.host
         let dataFolder = data.data
         let app = buildApplication(ServerConfiguration(host: host, port: port, limits: limits), store: store, logger: logger) { port in

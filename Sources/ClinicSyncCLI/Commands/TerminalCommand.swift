@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SyncClient
 import SyncCore
+import SyncServer
 
 /// `clinic-sync terminal`: a reception terminal's local replica — works offline, syncs when it can.
 struct TerminalCommand: AsyncParsableCommand {
@@ -21,7 +22,7 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let identity = try await cliErrors { try await Replica.open(at: replica.db).enroll(server: server, code: code, deviceName: name) }
+            let identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name) }
             if output.json { try Output.json(identity) } else {
                 print("enrolled \(replica.db) as replica \(identity.replica) at \(identity.branch) (\(identity.role.name)); next: clinic-sync terminal sync")
             }
@@ -37,7 +38,7 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            let replica = try Replica.open(at: replica.db)
+            let replica = try replica.open()
             let engine = SyncEngine(replica: replica, transport: try HTTPTransport(baseURL: serverURL(replica)), logger: try log.logger("clinic-sync.terminal"))
             let interactive = Output.isInteractive && !output.json
             do {
@@ -65,7 +66,7 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() throws {
-            let status = try Replica.open(at: replica.db).status()
+            let status = try replica.open().status()
             if output.json { try Output.json(status); return }
             if let identity = status.identity {
                 print("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
@@ -87,7 +88,7 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() throws {
-            let letters = try Replica.open(at: replica.db).deadLetters()
+            let letters = try replica.open().deadLetters()
             if output.json { try Output.json(letters) } else if letters.isEmpty { print("no dead letters") } else {
                 print(Output.table(["COUNTER", "TABLE", "ROW", "COLUMN", "REASON", "REJECTED"], letters.map {
                     [String($0.counter), $0.table, $0.row, $0.column, $0.reason, $0.rejectedAt]
@@ -110,6 +111,8 @@ func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw CLIError(error.description)
     } catch let error as ReplicaError {
         throw CLIError(error.description)
+    } catch let error as StoreError {
+        throw CLIError(error.detail)
     }
 }
 
@@ -118,6 +121,8 @@ func cliErrors<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as ReplicaError {
         throw CLIError(error.description)
+    } catch let error as StoreError {
+        throw CLIError(error.detail)
     }
 }
 

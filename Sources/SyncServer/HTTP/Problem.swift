@@ -52,7 +52,8 @@ extension Problem {
             case .clockDrift, .invalidWrite: .unprocessableContent
             case .tooManyChanges: .contentTooLarge
             case .replicaMismatch: .forbidden
-            case .unknownBranch, .unknownDevice: .notFound
+            case .unknownBranch, .unknownDevice, .notFound: .notFound
+            case .noStore: .serviceUnavailable
             }
         self.init(status, error.code.rawValue, error.detail)
     }

@@ -18,10 +18,33 @@ public struct SQLiteServerStore: ServerStore {
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
 
-    /// Opens (creating and migrating if needed) `server.sqlite` in `directory`.
-    public init(directory: String, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+    /// The store's file in a data folder.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
+
+    /// The data folder and store files (`-wal`, `-shm` too) that others than their owner may read,
+    /// write or enter, with their modes: patient data, so `serve` warns about each at start.
+    public static func looseFiles(in directory: String) -> [(path: String, mode: Int16)] {
+        let path = path(in: directory)
+        return PrivateFiles.looserThanOwnerOnly([directory, path, path + "-wal", path + "-shm"])
+    }
+
+    /// Opens `server.sqlite` in `directory`, migrating it if needed.
+    ///
+    /// With `creating` (the default) a missing folder and file are created owner-only (0700/0600; SQLite
+    /// gives the `-wal` and `-shm` files the file's mode). Without it a missing store is an error
+    /// (``StoreError/Code/noStore``), so that a mistyped folder is refused instead of answered from a
+    /// new, empty store.
+    public init(directory: String, creating: Bool = true, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
+        let path = Self.path(in: directory)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard creating else {
+                throw StoreError(.noStore, "no server store at \(path); check --data (or $CLINIC_SYNC_DATA), or create one with `clinic-sync admin branch add --data \(directory) …`")
+            }
+            try PrivateFiles.createDirectory(directory)
+            try PrivateFiles.createFile(path)
+        }
         try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock, random: random)
     }
 
@@ -231,14 +254,45 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func erase(_ table: TableID, row: String) async throws {
-        try await writer.write { db in
+        _ = try await erase(table, row: row, requireHeld: false)
+    }
+
+    /// What an erasure of a row the store must hold found.
+    public enum Erasure: Sendable, Equatable {
+        /// The row's values were removed now.
+        case erased
+        /// Only the tombstone of an earlier erasure was there; nothing changed.
+        case alreadyErased
+    }
+
+    /// Erases a row this store holds; a row it has never held is an error (``StoreError/Code/notFound``),
+    /// so a mistyped id is never reported as erased. Checked and erased in one transaction.
+    public func eraseHeld(_ table: TableID, row: String) async throws -> Erasure {
+        try await erase(table, row: row, requireHeld: true)
+    }
+
+    private func erase(_ table: TableID, row: String, requireHeld: Bool) async throws -> Erasure {
+        let erasure = try await writer.write { db -> Erasure in
+            if requireHeld {
+                let tombstone = try Int64.fetchOne(
+                    db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
+                if tombstone == Self.erasedTombstone { return .alreadyErased }
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
+                    throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
+                }
+            }
             var session = try WriteSession(db: db, store: self)
             let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
             try session.apply([(change, nil)])
             try session.finish()
+            return .erased
         }
-        try StorageConfiguration.checkpointTruncating(writer)
+        if erasure == .erased { try StorageConfiguration.checkpointTruncating(writer) }
+        return erasure
     }
+
+    /// `sync_cell.value` of a row's erasure tombstone (col 0; a plain delete is 1).
+    static let erasedTombstone: Int64 = 2
 
     public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
         try await writer.read { db in

@@ -73,6 +73,10 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case tooManyChanges = "too_many_changes"
         case replicaMismatch = "replica_mismatch"
         case invalidWrite = "invalid_write"
+        /// The data folder holds no store and the caller did not ask to create one.
+        case noStore = "no_store"
+        /// The row (or device) an admin named does not exist.
+        case notFound = "not_found"
     }
 
     public let code: Code
