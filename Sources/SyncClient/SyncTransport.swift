@@ -24,9 +24,13 @@ public protocol SyncTransport: Sendable {
 
 /// The HTTP client terminals share. A global lives as long as the process, so it is never shut down
 /// (AsyncHTTPClient's own `.shared` inflates responses itself, which would bypass our limits).
-public let sharedSyncHTTPClient = HTTPClient(
-    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-    configuration: HTTPClient.Configuration(decompression: .disabled))
+/// It does not retry refused connections itself: that would hold a sync for the whole 10 s connect
+/// timeout before saying "connection refused", and the daemon already retries with backoff.
+public let sharedSyncHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration(decompression: .disabled)
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
@@ -57,11 +61,9 @@ public struct HTTPTransport: SyncTransport {
             let buffer = try await response.body.collect(upTo: 64 << 20)
             return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                                      body: Array(buffer.readableBytesView))
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
-            throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {
-            // Anything below HTTP (refused, reset, DNS, TLS) means the server cannot be reached now.
-            throw SyncError.offline("cannot reach \(baseURL): \(error)")
+            // Anything below HTTP (refused, reset, DNS, TLS, timeout) means the server cannot be reached now.
+            throw ConnectionFailure.offline(error, baseURL: baseURL)
         }
     }
 }

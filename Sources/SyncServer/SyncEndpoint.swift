@@ -166,7 +166,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
         let response = frameResponse(FrameCodec.encode(outcome.response))
         metrics.syncLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-        logger.debug("sync", metadata: [
+        logger.info("sync", metadata: [
             "pushed": .stringConvertible(frame.changes.count), "accepted": .stringConvertible(outcome.accepted),
             "rejected": .stringConvertible(outcome.rejected), "conflicts": .stringConvertible(outcome.conflicts),
             "pulled": .stringConvertible(outcome.response.changes.count), "cursor": .stringConvertible(outcome.response.cursor),

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SyncServer
 
@@ -47,6 +49,11 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
         }
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await services.run()
+        do {
+            try await services.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CLIError("cannot listen on \(host):\(port): the address is already in use (another server running?); stop it or choose another --port")
+        }
+        logger.notice("stopped")
     }
 }

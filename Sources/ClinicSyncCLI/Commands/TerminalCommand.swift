@@ -54,7 +54,7 @@ struct TerminalCommand: AsyncParsableCommand {
                 }
             } catch let error as SyncError {
                 if interactive { Output.standardError("\n") }
-                if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? "", "detail": error.detail]) }
+                if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? error.code.rawValue, "detail": error.detail]) }
                 throw CLIError(error.description)
             }
         }

@@ -110,6 +110,10 @@ public struct SQLiteServerStore: ServerStore {
         return migrator
     }
 
+    public func serverID() async throws -> String {
+        try await writer.read { db in try Self.serverReplica(db).description }
+    }
+
     // MARK: Devices
 
     public func device(tokenHash: String) async throws -> Device? {

@@ -96,6 +96,8 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
 /// protocol; there, seqs must be issued so that a transaction committing late never lands behind a
 /// cursor that has already passed it (invariant 3).
 public protocol ServerStore: Sendable {
+    /// This store's id (its server replica id, hex), stable across restarts; `/healthz` shows it.
+    func serverID() async throws -> String
     /// The device holding this token hash, revoked or not.
     func device(tokenHash: String) async throws -> Device?
     /// Exchanges a one-time enrollment code for a device token.
