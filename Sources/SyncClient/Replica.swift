@@ -67,12 +67,21 @@ public struct Replica: Sendable {
     /// Counts for `status`.
     public func status() throws -> ReplicaStatus {
         try writer.read { db in
-            ReplicaStatus(
+            let daemon = (try SyncMeta.get(MetaKey.daemonPID, in: db) as Int64?).flatMap { Int32(exactly: $0) }
+            return ReplicaStatus(
                 path: path,
                 identity: try Self.identity(db),
                 lastSyncAt: try SyncMeta.get(MetaKey.lastSyncAt, in: db),
+                lastAttemptAt: try SyncMeta.get(MetaKey.lastAttemptAt, in: db),
+                lastFailureAt: try SyncMeta.get(MetaKey.lastFailureAt, in: db),
+                lastFailure: try SyncMeta.get(MetaKey.lastFailure, in: db),
+                daemonPID: daemon,
+                daemonSeenAt: try SyncMeta.get(MetaKey.daemonSeenAt, in: db),
+                // Signal 0 only asks whether the process exists (EPERM: it does, under another user).
+                daemonRunning: daemon.map { kill($0, 0) == 0 || errno == EPERM } ?? false,
                 cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0),
                 pendingChanges: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0,
+                pendingRows: try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT DISTINCT tbl, row FROM sync_outbox)") ?? 0,
                 openConflicts: try Conflicts.fetch(db, replica: self, includeResolved: false).count,
                 deadLetters: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_dead_letter") ?? 0,
                 enquiries: try Int.fetchOne(db, sql: "SELECT count(*) FROM enquiry") ?? 0,

@@ -53,7 +53,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct DeviceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "device", abstract: "Issue enrollment codes, list and revoke devices.", subcommands: [Add.self, List.self, Revoke.self])
+            commandName: "device", abstract: "Issue enrollment codes, list, revoke and remove devices.", subcommands: [Add.self, List.self, Revoke.self, Remove.self])
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -82,19 +82,50 @@ struct AdminCommand: AsyncParsableCommand {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List devices.")
+            static let configuration = CommandConfiguration(
+                abstract: "List devices, with the replica id each enrolled as and whether it has gone stale.",
+                discussion: "A device is stale when it is enrolled, not revoked, and has not synced for --stale-after seconds.")
             @OptionGroup var data: DataOption
+            @Option(help: ArgumentHelp("Seconds without a sync after which a device is stale.", valueName: "seconds")) var staleAfter = 3_600.0
             @OptionGroup var output: JSONFlag
 
-            func run() async throws {
-                let devices = try await data.store().devices()
-                if output.json { try Output.json(devices) } else {
-                    let formatter = ISO8601DateFormatter()
-                    print(Output.table(["ID", "NAME", "BRANCH", "ROLE", "STATE", "LAST SEEN"], devices.map { device in
-                        let state = device.isRevoked ? "revoked" : device.enrolledAt == nil ? "awaiting enrollment" : "enrolled"
-                        return [device.id, device.name, device.branch, device.role.name, state, device.lastSeenAt.map(formatter.string(from:)) ?? "-"]
-                    }))
+            /// One device as listed: the device, its state in words, and the stale flag.
+            struct Listed: Encodable {
+                var device: Device
+                var state: String
+                var stale: Bool
+
+                func encode(to encoder: any Encoder) throws {
+                    try device.encode(to: encoder)
+                    var container = encoder.container(keyedBy: Keys.self)
+                    try container.encode(state, forKey: .state)
+                    try container.encode(stale, forKey: .stale)
                 }
+
+                enum Keys: String, CodingKey { case state, stale }
+            }
+
+            static func listing(_ devices: [Device], now: Date, staleAfter: TimeInterval) -> [Listed] {
+                devices.map { device in
+                    let stale = device.isStale(now: now, threshold: staleAfter)
+                    let state = device.isRevoked ? "revoked" : device.enrolledAt == nil ? "awaiting enrollment" : stale ? "STALE" : "enrolled"
+                    return Listed(device: device, state: state, stale: stale)
+                }
+            }
+
+            static func table(_ listed: [Listed], now: Date) -> String {
+                let formatter = ISO8601DateFormatter()
+                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SEEN"], listed.map { item in
+                    let device = item.device
+                    let seen = device.lastSeenAt.map { "\(formatter.string(from: $0)) (\(Output.age(now.timeIntervalSince($0))) ago)" } ?? "never"
+                    return [device.id, device.name, device.replica?.description ?? "-", device.branch, device.role.name, item.state, seen]
+                })
+            }
+
+            func run() async throws {
+                let now = Date()
+                let listed = Self.listing(try await data.store().devices(), now: now, staleAfter: staleAfter)
+                if output.json { try Output.json(listed) } else { print(Self.table(listed, now: now)) }
             }
         }
 
@@ -107,6 +138,19 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 let device = try await cliErrors { try await data.store().revokeDevice(id: id) }
                 if output.json { try Output.json(device) } else { print("device \(device.id) revoked") }
+            }
+        }
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a revoked or never-enrolled device from the list.",
+                discussion: "An enrolled device must be revoked first. What it synced stays on the server.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "The device id.") var id: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let device = try await cliErrors { try await data.store().removeDevice(id: id) }
+                if output.json { try Output.json(["removed": device.id]) } else { print("device \(device.id) (\(device.name)) removed") }
             }
         }
     }

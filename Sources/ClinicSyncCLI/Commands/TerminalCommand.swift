@@ -18,11 +18,11 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var replica: ReplicaOption
         @Option(help: "The server's URL, e.g. http://127.0.0.1:8080.") var server: String
         @Option(help: "The enrollment code.") var code: String
-        @Option(help: "A name for this terminal.") var name = ProcessInfo.processInfo.hostName
+        @Option(help: "Rename the device (default: keep the name given by `admin device add`).") var name: String?
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name) }
+            let identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "") }
             if output.json { try Output.json(identity) } else {
                 print("enrolled \(replica.db) as replica \(identity.replica) at \(identity.branch) (\(identity.role.name)); next: clinic-sync terminal sync")
             }
@@ -42,7 +42,7 @@ struct TerminalCommand: AsyncParsableCommand {
             let engine = SyncEngine(replica: replica, transport: try HTTPTransport(baseURL: serverURL(replica)), logger: try log.logger("clinic-sync.terminal"))
             let interactive = Output.isInteractive && !output.json
             do {
-                let summary = try await engine.sync { progress in
+                let summary = try await engine.syncRecordingOutcome { progress in
                     guard interactive else { return }
                     Output.standardError("\rsync: ↑ \(progress.pushed) sent, \(progress.pending) pending  ↓ \(progress.pulled) received  \(progress.pages) round trips  \(progress.bytesSent + progress.bytesReceived) bytes  ")
                 }
@@ -67,18 +67,33 @@ struct TerminalCommand: AsyncParsableCommand {
 
         func run() throws {
             let status = try replica.open().status()
-            if output.json { try Output.json(status); return }
+            if output.json { try Output.json(status) } else { print(Self.render(status).joined(separator: "\n")) }
+        }
+
+        /// The text lines: who, where, and how stale — the last success, the last failure after it, the daemon.
+        static func render(_ status: ReplicaStatus) -> [String] {
+            var lines: [String] = []
             if let identity = status.identity {
-                print("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
-                print("server       \(identity.server)")
+                lines.append("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
+                lines.append("server       \(identity.server)")
             } else {
-                print("replica      not enrolled (clinic-sync terminal enroll --server URL --code CODE)")
+                lines.append("replica      not enrolled (clinic-sync terminal enroll --server URL --code CODE)")
             }
-            print("last sync    \(status.lastSyncAt ?? "never")")
-            print("pending      \(status.pendingChanges) local changes")
-            print("conflicts    \(status.openConflicts) open")
-            print("dead letters \(status.deadLetters)")
-            print("holds        \(status.enquiries) enquiries, \(status.contentItems) content items")
+            lines.append("last sync    \(status.lastSyncAt ?? "never")")
+            if let failedAt = status.lastFailureAt, failedAt >= (status.lastSyncAt ?? "") {
+                lines.append("last failure \(failedAt): \(status.lastFailure ?? "unknown error")  (failing since the last sync)")
+            }
+            switch (status.daemonPID, status.daemonRunning) {
+            case (let pid?, true): lines.append("daemon       running (pid \(pid)), last cycle \(status.daemonSeenAt ?? "?")")
+            case (let pid?, false): lines.append("daemon       not running (pid \(pid) last ran a cycle \(status.daemonSeenAt ?? "?"))")
+            case (nil, _): lines.append("daemon       never ran on this file")
+            }
+            lines.append("pending      \(status.pendingChanges) field change\(status.pendingChanges == 1 ? "" : "s") in \(status.pendingRows) row\(status.pendingRows == 1 ? "" : "s") "
+                         + "not yet acknowledged by the server (each field of a new enquiry counts)")
+            lines.append("conflicts    \(status.openConflicts) open")
+            lines.append("dead letters \(status.deadLetters)")
+            lines.append("holds        \(status.enquiries) enquiries, \(status.contentItems) content items")
+            return lines
         }
     }
 

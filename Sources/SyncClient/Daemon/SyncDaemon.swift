@@ -26,7 +26,7 @@ public struct SyncDaemon: Service {
     public init(engine: SyncEngine, configuration: SyncDaemonConfiguration = .init(), notifier: SystemdNotifier = .init(), logger: Logger) {
         var generator = SystemRandomNumberGenerator()
         self.init(configuration: configuration, notifier: notifier, logger: logger, seed: generator.next(), trapsSignals: true,
-                  sleep: { try await Task.sleep(for: $0) }, sync: { try await engine.sync() })
+                  sleep: { try await Task.sleep(for: $0) }, sync: { try await engine.syncRecordingOutcome(daemon: getpid()) })
     }
 
     /// A daemon on an injected clock (`sleep`), jitter seed and sync action: for tests and the simulator.

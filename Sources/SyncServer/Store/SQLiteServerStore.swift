@@ -211,6 +211,23 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
+    /// Deletes a revoked (or never enrolled) device and its enrollment codes. An active device must
+    /// be revoked first, so removal never cuts off a terminal by surprise. The changes it pushed stay.
+    public func removeDevice(id: String) async throws -> Device {
+        try await writer.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.unknownDevice, "no device '\(id)'")
+            }
+            let device = Self.device(from: row)
+            guard device.isRevoked || device.enrolledAt == nil else {
+                throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
+            }
+            try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+            return device
+        }
+    }
+
     static func device(from row: Row) -> Device {
         Device(
             id: row["id"], name: row["name"], branch: row["branch"],

@@ -2,7 +2,7 @@ import Foundation
 import SyncCore
 
 /// An enrolled (or pending) device.
-public struct Device: Hashable, Sendable, Codable {
+public struct Device: Hashable, Sendable {
     public var id: String
     public var name: String
     public var branch: String
@@ -17,6 +17,35 @@ public struct Device: Hashable, Sendable, Codable {
     public var acknowledged: UInt64
 
     public var isRevoked: Bool { revokedAt != nil }
+
+    /// Whether an enrolled, unrevoked device has not synced for longer than `threshold` seconds
+    /// (never synced counts from its enrollment).
+    public func isStale(now: Date, threshold: TimeInterval) -> Bool {
+        guard !isRevoked, let since = lastSeenAt ?? enrolledAt else { return false }
+        return now.timeIntervalSince(since) > threshold
+    }
+}
+
+/// JSON for scripts: the role as its name, as the text output shows it, and the replica id beside
+/// the device id so conflicts (which name replicas) can be traced to a device.
+extension Device: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(branch, forKey: .branch)
+        try container.encode(role.name, forKey: .role)
+        try container.encode(replica, forKey: .replica)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(enrolledAt, forKey: .enrolledAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+        try container.encode(acknowledged, forKey: .acknowledged)
+    }
 }
 
 /// A clinic branch.
