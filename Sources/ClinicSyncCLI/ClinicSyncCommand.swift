@@ -7,7 +7,7 @@ public struct ClinicSyncCommand: AsyncParsableCommand {
         commandName: "clinic-sync",
         abstract: "Offline-first sync for the clinic's terminals: server, terminal, admin and tools.",
         discussion: """
-            Start with `clinic-sync demo`: it runs a server and two branch terminals on this machine \
+            Start with `clinic-sync demo`: it runs a server and three terminals at two branches on this machine \
             and shows a whole sync story in a few seconds.
             """,
         version: BuildInfo.version,

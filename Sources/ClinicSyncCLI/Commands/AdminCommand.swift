@@ -140,6 +140,7 @@ struct AdminCommand: AsyncParsableCommand {
                 if output.json { try Output.json(device) } else { print("device \(device.id) revoked") }
             }
         }
+
         struct Remove: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Remove a revoked or never-enrolled device from the list.",

@@ -22,8 +22,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "TCP port (0 picks a free one).") var port = 8080
     @Option(help: ArgumentHelp("Largest compressed request body, in bytes.", valueName: "bytes")) var maxBody = SyncLimits().inflate.maxCompressedBytes
     @Option(help: ArgumentHelp("Largest inflated request body, in bytes.", valueName: "bytes")) var maxInflated = SyncLimits().inflate.maxInflatedBytes
+    @Option(help: ArgumentHelp("Largest inflated-to-compressed ratio of a request body (N for N:1).", valueName: "n")) var maxRatio = SyncLimits().inflate.maxRatio
     @Option(help: "Most changes in one push.") var maxChanges = SyncLimits().maxChangesPerPush
-    @Option(help: "Most cells in one pull page.") var maxPage = SyncLimits().maxPageSize
+    @Option(help: "Most cells in one pull page, whatever a client asks for.") var maxPage = SyncLimits().maxPageSize
     @Option(help: ArgumentHelp("How far ahead of the server a client clock may be, in seconds.", valueName: "seconds"))
     var maxClockDrift = Int(SyncLimits().maxClockDriftMilliseconds / 1000)
     @OptionGroup var log: LogOptions
@@ -33,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         var limits = SyncLimits()
         limits.inflate.maxCompressedBytes = maxBody
         limits.inflate.maxInflatedBytes = maxInflated
+        limits.inflate.maxRatio = maxRatio
         limits.maxChangesPerPush = maxChanges
         limits.maxPageSize = maxPage
         limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000

@@ -123,10 +123,11 @@ extension TerminalCommand {
                 abstract: "Erase an enquiry, its notes and conflicts, here and after sync everywhere (UK GDPR erasure).")
             @OptionGroup var replica: ReplicaOption
             @Argument(help: "The enquiry id.") var id: String
+            @OptionGroup var output: JSONFlag
 
             func run() throws {
                 try cliErrors { try replica.open().enquiries.erase(id) }
-                print("enquiry \(id) erased here; sync to erase it everywhere")
+                if output.json { try Output.json(["erased": id]) } else { print("enquiry \(id) erased here; sync to erase it everywhere") }
             }
         }
     }
@@ -191,11 +192,12 @@ extension TerminalCommand {
             @OptionGroup var replica: ReplicaOption
             @Argument(help: "The conflict id (a prefix is enough).") var id: String
             @Option(help: "mine, theirs, or a value.") var keep: String
+            @OptionGroup var output: JSONFlag
 
             func run() throws {
                 let resolution: Conflicts.Resolution = keep == "mine" ? .mine : keep == "theirs" ? .theirs : .value(.text(keep))
                 try cliErrors { try replica.open().conflicts.resolve(id, keep: resolution) }
-                print("conflict \(id) resolved here; sync to resolve it everywhere")
+                if output.json { try Output.json(["resolved": id, "keep": keep]) } else { print("conflict \(id) resolved here; sync to resolve it everywhere") }
             }
         }
     }
