@@ -30,7 +30,9 @@ public func buildApplication<Store: ServerStore>(
             body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(health))))
     }
     router.get("/metrics") { _, _ -> Response in
-        Response(
+        // A store that cannot be read leaves the last values; /healthz reports it.
+        if let statistics = try? await store.statistics(staleAfter: configuration.staleAfter) { metrics.update(from: statistics) }
+        return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }

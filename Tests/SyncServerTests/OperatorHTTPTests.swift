@@ -32,4 +32,31 @@ struct OperatorHTTPTests {
             #expect(health.status == "ok" && health.version == BuildInfo.version && health.server == id)
         }
     }
+
+    @Test func metricsCountStaleDevicesOpenConflictsRejectionsAndTheBuild() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var device = try await client.enrolledDevice(server, branch: "harley-street")
+            // One change out of the device's scope is refused and held.
+            let outOfScope = device.write(.enquiry, "e-richmond", [(Columns.Enquiry.branch, "richmond"), (Columns.Enquiry.name, "Test Patient")],
+                                          wall: server.clock.milliseconds())
+            _ = try await client.syncOK(device.request(outOfScope), token: device.token)
+            func scrape() async throws -> String {
+                String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            }
+            var text = try await scrape()
+            for line in [
+                #"clinicsync_build_info{version="\#(BuildInfo.version)"} 1"#, #"clinicsync_devices{state="active"} 1"#,
+                #"clinicsync_devices{state="stale"} 0"#, "clinicsync_conflicts_open 0", "clinicsync_process_start_time_seconds ",
+                #"clinicsync_rejections_held{reason="out_of_scope"} "#,
+            ] {
+                #expect(text.contains(line), "\(line) in\n\(text)")
+            }
+            #expect(!text.contains(#"clinicsync_rejections_held{reason="out_of_scope"} 0"#), "\(text)")
+            server.clock.advance(2 * 3_600 * 1_000)
+            text = try await scrape()
+            #expect(text.contains(#"clinicsync_devices{state="stale"} 1"#), "\(text)")
+            #expect(text.contains("clinicsync_device_oldest_sync_age_seconds 7200"), "\(text)")
+        }
+    }
 }

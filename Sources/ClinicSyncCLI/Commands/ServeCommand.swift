@@ -27,6 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most cells in one pull page, whatever a client asks for.") var maxPage = SyncLimits().maxPageSize
     @Option(help: ArgumentHelp("How far ahead of the server a client clock may be, in seconds.", valueName: "seconds"))
     var maxClockDrift = Int(SyncLimits().maxClockDriftMilliseconds / 1000)
+    @Option(help: ArgumentHelp("Seconds without a sync after which /metrics counts a device as stale.", valueName: "seconds")) var staleAfter = 3_600.0
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -47,7 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let host = self.host
         let dataFolder = data.data
-        let app = buildApplication(ServerConfiguration(host: host, port: port, limits: limits), store: store, logger: logger) { port in
+        var configuration = ServerConfiguration(host: host, port: port, limits: limits)
+        configuration.staleAfter = staleAfter
+        let app = buildApplication(configuration, store: store, logger: logger) { port in
             logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
         }
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -328,6 +328,27 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
+    public func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics {
+        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+        return try await writer.read { db in
+            var statistics = StoreStatistics()
+            let since = "coalesce(last_seen_at, enrolled_at)"
+            let active = "enrolled_at IS NOT NULL AND revoked_at IS NULL"
+            let devices = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS active, coalesce(sum(\(since) < ?), 0) AS stale, min(\(since)) AS oldest FROM device WHERE \(active)
+                """, arguments: [now.timeIntervalSince1970 - staleAfter])
+            statistics.activeDevices = devices?["active"] ?? 0
+            statistics.staleDevices = devices?["stale"] ?? 0
+            statistics.oldestSyncAge = (devices?["oldest"] as Double?).map { max(0, now.timeIntervalSince1970 - $0) } ?? 0
+            statistics.openConflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_conflict WHERE resolved = 0") ?? 0
+            for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) AS n FROM sync_rejection GROUP BY reason") {
+                let name = RejectionReason(rawValue: UInt8(truncatingIfNeeded: row["reason"] as Int64))?.name ?? "unknown"
+                statistics.rejectionsByReason[name, default: 0] += row["n"] as Int
+            }
+            return statistics
+        }
+    }
+
     static func serverReplica(_ db: Database) throws -> ReplicaID {
         ReplicaID(databaseValue: try SyncMeta.get("server_replica", in: db) ?? 0)
     }

@@ -92,6 +92,21 @@ public struct SyncOutcome: Sendable {
     public var conflicts: Int
 }
 
+/// What an operator watches, counted by the store for `/metrics`. Counts only: no ids, no values.
+public struct StoreStatistics: Sendable, Equatable {
+    /// Enrolled, unrevoked devices.
+    public var activeDevices = 0
+    /// Of those, the ones that have not synced within the stale threshold.
+    public var staleDevices = 0
+    /// Seconds since the least recent sync of an active device (its enrollment if it never synced).
+    public var oldestSyncAge: Double = 0
+    public var openConflicts = 0
+    /// Refused pushed changes the server still holds, by reason name.
+    public var rejectionsByReason: [String: Int] = [:]
+
+    public init() {}
+}
+
 /// Why the store refused a request. Descriptions carry no patient data.
 public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
@@ -146,4 +161,6 @@ public protocol ServerStore: Sendable {
     /// Erases a row and everything stored about it (UK GDPR erasure).
     func erase(_ table: TableID, row: String) async throws
     func conflicts(includeResolved: Bool) async throws -> [ConflictRecord]
+    /// Counts for `/metrics`, at the store's clock; a device is stale after `staleAfter` seconds without a sync.
+    func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics
 }
