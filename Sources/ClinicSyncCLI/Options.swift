@@ -8,7 +8,7 @@ import SyncServer
 struct DataOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "The server's data folder.",
-        discussion: "Default: $CLINIC_SYNC_DATA, else ./clinic-data. Only `serve` and `admin branch add` create a missing store; every other command refuses one.",
+        discussion: "Default: $CLINIC_SYNC_DATA, else ./clinic-data. Only `serve`, `admin branch add` and `admin branch import` create a missing store; every other command refuses one.",
         valueName: "dir"))
     var data: String = ProcessInfo.processInfo.environment["CLINIC_SYNC_DATA"] ?? "clinic-data"
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRDB
 import SyncClient
 import SyncCore
 import SyncServer
@@ -145,5 +146,25 @@ struct CLIContractTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         #expect(SQLiteServerStore.looseFiles(in: data).map(\.path) == [path])
         #expect(SQLiteServerStore.looseFiles(in: data).first?.mode == 0o644)
+    }
+}
+
+extension CLIContractTests {
+    @Test func branchesImportFromTheFixturesAndContentForAnUnknownBranchIsRefused() async throws {
+        let fixtures = try #require(Demo.locateFixtures())
+        let scratch = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let data = scratch + "/srv"
+        try await Self.run(["admin", "branch", "import", "--data", data, fixtures + "/branches.json"])
+        let store = try SQLiteServerStore(directory: data, creating: false)
+        #expect(try store.branches().map(\.id).contains("harley-street"))
+
+        let content = scratch + "/content"
+        try FileManager.default.createDirectory(atPath: content, withIntermediateDirectories: true)
+        try Data("---\nid: notice-x\nkind: notice\ntitle: Closed\nbranch: harley-stret\n---\nClosed on Monday.\n".utf8)
+            .write(to: URL(fileURLWithPath: content + "/notice-x.md"))
+        let message = await Self.failure(["admin", "content", "import", "--data", data, content])
+        #expect(message?.contains("branch 'harley-stret', which does not exist") == true, "\(message ?? "imported")")
+        #expect(try await store.writerForBenchmarks.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM content") } == 0, "nothing was imported")
     }
 }

@@ -12,7 +12,38 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self])
 
     struct Branch: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add or list branches.", subcommands: [Add.self, List.self])
+        static let configuration = CommandConfiguration(abstract: "Add, import or list branches.", subcommands: [Add.self, Import.self, List.self])
+
+        /// Branch ids are slugs: they appear in URLs, file names and scopes.
+        static func isValidID(_ id: String) -> Bool {
+            id.range(of: "^[a-z0-9][a-z0-9-]*$", options: .regularExpression) != nil
+        }
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add (or update) the branches of a JSON file, e.g. fixtures/branches.json.",
+                discussion: "Like `branch add`, it creates the data folder's store if there is none.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "A JSON array of {\"id\", \"name\", \"address\", \"phone\"}.") var file: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let branches: [BranchInfo]
+                do {
+                    branches = try ContentImporter.branches(at: file)
+                } catch let error as ContentImporter.ImportError {
+                    throw CLIError(error.description)
+                }
+                for branch in branches where !Branch.isValidID(branch.id) {
+                    throw CLIError("\(file): branch id '\(branch.id)' must be lowercase letters, digits and dashes; nothing was imported")
+                }
+                let store = try data.store(creating: true)
+                for branch in branches { try await store.saveBranch(id: branch.id, name: branch.name, address: branch.address, phone: branch.phone) }
+                if output.json { try Output.json(["imported": branches.map(\.id)]) } else {
+                    print("imported \(branches.count) branch\(branches.count == 1 ? "" : "es"): \(branches.map(\.id).joined(separator: ", "))")
+                }
+            }
+        }
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Add a branch (or update its details).")
@@ -24,7 +55,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func validate() throws {
-                guard id.range(of: "^[a-z0-9][a-z0-9-]*$", options: .regularExpression) != nil else {
+                guard Branch.isValidID(id) else {
                     throw ValidationError("--id must be lowercase letters, digits and dashes, e.g. harley-street")
                 }
             }
@@ -171,6 +202,11 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 let items = try ContentImporter.items(at: path)
                 let store = try data.store()
+                // Content limited to a branch that does not exist would reach no terminal: most likely a typo.
+                let known = Set(try store.branches().map(\.id))
+                if let stray = items.first(where: { $0.branch.map { !known.contains($0) } ?? false }), let branch = stray.branch {
+                    throw CLIError("content '\(stray.id)' is for branch '\(branch)', which does not exist; add it with `clinic-sync admin branch add` first; nothing was imported")
+                }
                 try await store.write(items.flatMap(\.cells))
                 if output.json { try Output.json(["imported": items.map(\.id)]) } else {
                     print("imported \(items.count) content item\(items.count == 1 ? "" : "s"): \(items.map(\.id).joined(separator: ", "))")

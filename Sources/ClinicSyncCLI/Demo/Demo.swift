@@ -101,8 +101,7 @@ public struct Demo: Sendable {
 
         // 1. Head office: the embedded store, the clinic's branches and its content.
         let store = try SQLiteServerStore(directory: directory + "/server")
-        struct BranchFixture: Decodable { var id: String; var name: String; var address: String?; var phone: String? }
-        let branches = try JSONDecoder().decode([BranchFixture].self, from: Data(contentsOf: URL(fileURLWithPath: branchesFile)))
+        let branches = try ContentImporter.branches(at: branchesFile)
         for branch in branches { try await store.saveBranch(id: branch.id, name: branch.name, address: branch.address, phone: branch.phone) }
         let content = try ContentImporter.items(at: contentDirectory)
         try await store.write(content.flatMap(\.cells))
