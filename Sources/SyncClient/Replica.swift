@@ -53,6 +53,18 @@ public struct Replica: Sendable {
         return ReplicaIdentity(replica: ReplicaID(databaseValue: replica), branch: branch, role: role, server: server)
     }
 
+    /// Points this enrolled replica at its server's new address, keeping everything it holds: the
+    /// token, the outbox, the cursor. For a server that moved, not for another server's store.
+    public func repoint(server: String) throws {
+        guard let url = URLComponents(string: server), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else {
+            throw ReplicaError(.invalidValue, "'\(server)' is not a server URL such as http://10.0.0.5:8080")
+        }
+        try writer.write { db in
+            guard try Self.identity(db) != nil else { throw ReplicaError.notEnrolled }
+            try SyncMeta.set(MetaKey.server, server, in: db)
+        }
+    }
+
     /// Sets this replica's identity without a server: for benchmarks and the simulator's fixtures.
     package func assumeIdentity(_ identity: ReplicaIdentity, token: String) throws {
         try writer.write { db in

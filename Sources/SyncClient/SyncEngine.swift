@@ -228,7 +228,7 @@ extension Replica {
     @discardableResult
     public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
         if try identity() != nil {
-            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; use a new replica file for a new enrollment")
+            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; if the server's address changed, use `clinic-sync terminal repoint --server URL`, which keeps everything this file holds")
         }
         let transport = transport ?? HTTPTransport(baseURL: server)
         let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))

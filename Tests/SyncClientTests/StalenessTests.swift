@@ -66,4 +66,25 @@ struct StalenessTests {
             #expect(try await harness.store.devices().isEmpty)
         }
     }
+
+    @Test func aReplicaRepointedAtItsMovedServerKeepsItsOutbox() async throws {
+        try await Harness.run { harness in
+            let a = try await harness.terminal("a")
+            let id = try a.replica.enquiries.add(NewEnquiry(name: "Test Patient", phone: "020 7946 0000"))
+            let port = try OperatorErrorTests.closedPort()
+            try await CLIContractTests.run(["terminal", "repoint", "--db", a.replica.path, "--server", "http://127.0.0.1:\(port)"])
+            let moved = SyncEngine(replica: a.replica, transport: HTTPTransport(baseURL: try #require(try a.replica.identity()).server))
+            let error = await #expect(throws: SyncError.self) { try await moved.sync() }
+            #expect(error?.detail.contains("127.0.0.1:\(port)") == true)
+            #expect(await CLIContractTests.failure(["terminal", "repoint", "--db", a.replica.path, "--server", "10.0.0.6:8080"]) != nil)
+
+            try await CLIContractTests.run(["terminal", "repoint", "--db", a.replica.path, "--server", harness.url])
+            #expect(try a.replica.status().pendingChanges > 0, "repointing kept the outbox")
+            try await CLIContractTests.run(["terminal", "sync", "--db", a.replica.path])
+            #expect(try a.replica.status().pendingChanges == 0)
+            let b = try await harness.terminal("b")
+            try await b.sync()
+            #expect(try b.replica.enquiries.get(id) != nil)
+        }
+    }
 }

@@ -11,7 +11,7 @@ struct TerminalCommand: AsyncParsableCommand {
         commandName: "terminal",
         abstract: "Work with a terminal's local replica: enroll, take enquiries, read content, sync, resolve conflicts.",
         discussion: "Every command but `enroll` and `sync` works offline. Name the replica with --db or $CLINIC_SYNC_DB.",
-        subcommands: [Enroll.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
+        subcommands: [Enroll.self, Repoint.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
 
     struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enroll this replica with a one-time code from `clinic-sync admin device add`.")
@@ -29,10 +29,28 @@ struct TerminalCommand: AsyncParsableCommand {
         }
     }
 
+    struct Repoint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Point this replica at the server's new address, keeping its token, outbox and everything it holds.",
+            discussion: "For a server that moved (new host or port). `sync` and `daemon` use the new address from then on.")
+        @OptionGroup var replica: ReplicaOption
+        @Option(help: "The server's new URL, e.g. http://10.0.0.6:8080.") var server: String
+        @OptionGroup var output: JSONFlag
+
+        func run() throws {
+            let replica = try replica.open()
+            try cliErrors { try replica.repoint(server: server) }
+            let pending = try replica.status().pendingChanges
+            if output.json { try Output.json(["server": server, "pending": String(pending)]) } else {
+                print("\(replica.path) now syncs with \(server); \(pending) pending change\(pending == 1 ? "" : "s") kept; next: clinic-sync terminal sync")
+            }
+        }
+    }
+
     struct Sync: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Push local changes and pull everything new, once.",
-            discussion: "Exit status 0 on success, 1 on error; with --json the summary (or the error) is printed as JSON.")
+            discussion: "Exit status 0 on success, 1 on error; with --json the summary (or the error) is printed as JSON. If the server moved, run `terminal repoint --server URL` first.")
         @OptionGroup var replica: ReplicaOption
         @OptionGroup var output: JSONFlag
         @OptionGroup var log: LogOptions
