@@ -22,7 +22,7 @@ final class DaemonWakes: @unchecked Sendable {
             if wake == .stop || pending != .stop { pending = wake }
             guard let waiter else { return nil }
             self.waiter = nil
-            if wake != .stop { pending = nil }
+            if pending != .stop { pending = nil }
             return waiter.continuation
         }
         waiting?.resume(returning: wake)
@@ -38,7 +38,7 @@ final class DaemonWakes: @unchecked Sendable {
             await withCheckedContinuation { continuation in
                 let ready: DaemonWake?? = lock.withLock {
                     if let wake = pending {
-                        if wake != .stop { pending = nil }
+                        if pending != .stop { pending = nil }
                         return .some(wake)
                     }
                     if Task.isCancelled { return .some(nil) }
