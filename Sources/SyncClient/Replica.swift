@@ -17,17 +17,15 @@ public struct Replica: Sendable {
     /// `package` so the simulator can switch on the merge rule's test-only fault.
     package var applier = ChangeApplier(keepsValues: false, reSequencesDuplicates: true)
 
-    /// Opens the replica at `path`, creating it (mode 0600) and migrating it as needed.
-    public static func open(at path: String, clock: any WallClock = SystemWallClock()) throws -> Replica {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
+    /// Opens the replica at `path`, creating it (mode 0600, missing folders 0700) and migrating it as needed.
+    ///
+    /// With `creating: false` a missing file is an error (``ReplicaError/Code/noReplica``), so that a
+    /// mistyped path is refused rather than answered from a new, empty replica.
+    public static func open(at path: String, creating: Bool = true, clock: any WallClock = SystemWallClock()) throws -> Replica {
         if !FileManager.default.fileExists(atPath: path) {
-            // Patient data: owner-only from the first byte. SQLite gives the -wal and -shm files the same mode.
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
-            }
+            guard creating else { throw ReplicaError.noReplica(at: path) }
+            try PrivateFiles.createDirectory((path as NSString).deletingLastPathComponent)
+            try PrivateFiles.createFile(path)
         }
         let pool = try DatabasePool(path: path, configuration: StorageConfiguration.make())
         try ReplicaSchema.migrator.migrate(pool)
@@ -56,6 +54,18 @@ public struct Replica: Sendable {
         return ReplicaIdentity(replica: ReplicaID(databaseValue: replica), branch: branch, role: role, server: server)
     }
 
+    /// Points this enrolled replica at its server's new address, keeping everything it holds: the
+    /// token, the outbox, the cursor. For a server that moved, not for another server's store.
+    public func repoint(server: String) throws {
+        guard let url = URLComponents(string: server), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else {
+            throw ReplicaError(.invalidValue, "'\(server)' is not a server URL such as http://10.0.0.5:8080")
+        }
+        try writer.write { db in
+            guard try Self.identity(db) != nil else { throw ReplicaError.notEnrolled }
+            try SyncMeta.set(MetaKey.server, server, in: db)
+        }
+    }
+
     /// Sets this replica's identity without a server: for benchmarks and the simulator's fixtures.
     package func assumeIdentity(_ identity: ReplicaIdentity, token: String) throws {
         try writer.write { db in
@@ -70,12 +80,21 @@ public struct Replica: Sendable {
     /// Counts for `status`.
     public func status() throws -> ReplicaStatus {
         try writer.read { db in
-            ReplicaStatus(
+            let daemon = (try SyncMeta.get(MetaKey.daemonPID, in: db) as Int64?).flatMap { Int32(exactly: $0) }
+            return ReplicaStatus(
                 path: path,
                 identity: try Self.identity(db),
                 lastSyncAt: try SyncMeta.get(MetaKey.lastSyncAt, in: db),
+                lastAttemptAt: try SyncMeta.get(MetaKey.lastAttemptAt, in: db),
+                lastFailureAt: try SyncMeta.get(MetaKey.lastFailureAt, in: db),
+                lastFailure: try SyncMeta.get(MetaKey.lastFailure, in: db),
+                daemonPID: daemon,
+                daemonSeenAt: try SyncMeta.get(MetaKey.daemonSeenAt, in: db),
+                // Signal 0 only asks whether the process exists (EPERM: it does, under another user).
+                daemonRunning: daemon.map { kill($0, 0) == 0 || errno == EPERM } ?? false,
                 cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0),
                 pendingChanges: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0,
+                pendingRows: try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT DISTINCT tbl, row FROM sync_outbox)") ?? 0,
                 openConflicts: try Conflicts.fetch(db, replica: self, includeResolved: false).count,
                 deadLetters: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_dead_letter") ?? 0,
                 enquiries: try Int.fetchOne(db, sql: "SELECT count(*) FROM enquiry") ?? 0,
@@ -153,6 +172,10 @@ public struct Replica: Sendable {
                     }
                     try Outbox.append(changes, in: db)
                 case .delete(let table, let row, let erase):
+                    // An erasure of a row never held here would report success and leave a dead letter behind.
+                    if erase, try !Self.holdsTrace(of: RowKey(table, row), in: db) {
+                        throw ReplicaError(.notFound, "no \(table.name) \(row) on this terminal; nothing was erased")
+                    }
                     let change = Change(table: table, row: row, operation: erase ? .erase : .delete, version: version)
                     try applyDeletion(change, in: db)
                     try Outbox.append(change, in: db)
@@ -162,6 +185,15 @@ public struct Replica: Sendable {
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
         }
         if erased { StorageConfiguration.checkpointTruncating(writer) }
+    }
+
+    /// Whether this file holds anything of the row: the row itself, a version or tombstone, or an unsent change.
+    static func holdsTrace(of key: RowKey, in db: Database) throws -> Bool {
+        let table = Int64(key.table.rawValue)
+        return try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM \(key.table.name) WHERE id = ?) OR EXISTS (SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ?)
+                OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
+            """, arguments: [key.row, table, key.row, table, key.row]) ?? false
     }
 
     /// Re-issues the versions of unsent changes stamped while this terminal's wall clock ran ahead.

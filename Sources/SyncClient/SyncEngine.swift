@@ -67,7 +67,7 @@ public struct SyncEngine: Sendable {
               let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
         // An erasure whose WAL scrub a reader held back: finish it first (SPEC 7.6).
-        StorageConfiguration.finishPendingScrub(replica.writer)
+        await StorageConfiguration.finishPendingScrub(replica.writer)
         var summary = SyncSummary()
         var reissued = false
         var rolledBack = false
@@ -281,7 +281,7 @@ extension Replica {
     @discardableResult
     public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
         if try identity() != nil {
-            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; use a new replica file for a new enrollment")
+            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; if the server's address changed, use `clinic-sync terminal repoint --server URL`, which keeps everything this file holds")
         }
         let transport = transport ?? HTTPTransport(baseURL: server)
         let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))

@@ -39,13 +39,15 @@ extension SyncTransport {
 /// (AsyncHTTPClient's own `.shared` inflates responses itself, which would bypass our limits).
 ///
 /// Timeouts: `execute(_:timeout:)` stops counting once the response head arrives, so a body that
-/// stalls halfway would hang a sync forever; the read timeout bounds every wait for bytes. A short
-/// connect timeout makes a server that is down read as offline in seconds.
-public let sharedSyncHTTPClient = HTTPClient(
-    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-    configuration: HTTPClient.Configuration(
-        timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(30)),
-        decompression: .disabled))
+/// stalls halfway would hang a sync forever; the read timeout bounds every wait for bytes. It does not
+/// retry refused connections itself: that would hold a sync for the whole connect timeout before
+/// saying "connection refused", and the daemon already retries with backoff.
+public let sharedSyncHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration(
+        timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(30)), decompression: .disabled)
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
@@ -101,8 +103,8 @@ public struct HTTPTransport: SyncTransport {
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
             throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {
-            // Anything below HTTP (refused, reset, DNS, TLS) means the server cannot be reached now.
-            throw SyncError.offline("cannot reach \(baseURL): \(error)")
+            // Anything below HTTP (refused, reset, DNS, TLS, timeout) means the server cannot be reached now.
+            throw ConnectionFailure.offline(error, baseURL: baseURL)
         }
     }
 }

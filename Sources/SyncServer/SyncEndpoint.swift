@@ -179,7 +179,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         var response = frameResponse(FrameCodec.encode(outcome.response))
         response.headers[Self.epochHeader] = outcome.epoch
         metrics.syncLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-        logger.debug("sync", metadata: [
+        logger.info("sync", metadata: [
             "pushed": .stringConvertible(frame.changes.count), "accepted": .stringConvertible(outcome.accepted),
             "rejected": .stringConvertible(outcome.rejected), "conflicts": .stringConvertible(outcome.conflicts),
             "pulled": .stringConvertible(outcome.response.changes.count), "cursor": .stringConvertible(outcome.response.cursor),

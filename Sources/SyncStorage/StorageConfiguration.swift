@@ -27,19 +27,10 @@ package enum StorageConfiguration {
     @discardableResult
     package static func checkpointTruncating(_ writer: any DatabaseWriter) -> Bool {
         do {
-            try writer.writeWithoutTransaction { db in
-                // Wait a little for readers, not the full busy timeout: the erasure is committed already.
-                try db.execute(sql: "PRAGMA busy_timeout = 2000")
-                defer { try? db.execute(sql: "PRAGMA busy_timeout = 10000") }
-                let (log, checkpointed) = try db.checkpoint(.truncate)
-                guard log <= 0 || log == checkpointed else { throw DatabaseError(resultCode: .SQLITE_BUSY) }
-                try db.execute(sql: "DELETE FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey])
-            }
+            try writer.writeWithoutTransaction { db in try checkpoint(db) }
             return true
         } catch {
-            try? writer.writeWithoutTransaction { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO sync_meta (key, value) VALUES (?, 1)", arguments: [scrubPendingKey])
-            }
+            try? writer.writeWithoutTransaction { db in try markScrubPending(db) }
             return false
         }
     }
@@ -53,7 +44,43 @@ package enum StorageConfiguration {
     }
 
     package static func isScrubPending(_ writer: any DatabaseWriter) -> Bool {
-        (try? writer.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey]) }) != nil
+        (try? writer.read { db in try isScrubPending(db) }) ?? false
+    }
+
+    /// The same from async code, which must not block a cooperative thread on a connection (the
+    /// server's request handlers, the sync engine).
+    @discardableResult
+    package static func finishPendingScrub(_ writer: any DatabaseWriter) async -> Bool {
+        guard (try? await writer.read({ db in try isScrubPending(db) })) ?? false else { return true }
+        return await checkpointTruncating(writer)
+    }
+
+    @discardableResult
+    package static func checkpointTruncating(_ writer: any DatabaseWriter) async -> Bool {
+        do {
+            try await writer.writeWithoutTransaction { db in try checkpoint(db) }
+            return true
+        } catch {
+            try? await writer.writeWithoutTransaction { db in try markScrubPending(db) }
+            return false
+        }
+    }
+
+    private static func isScrubPending(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey]) ?? false
+    }
+
+    private static func checkpoint(_ db: Database) throws {
+        // Wait a little for readers, not the full busy timeout: the erasure is committed already.
+        try db.execute(sql: "PRAGMA busy_timeout = 2000")
+        defer { try? db.execute(sql: "PRAGMA busy_timeout = 10000") }
+        let (log, checkpointed) = try db.checkpoint(.truncate)
+        guard log <= 0 || log == checkpointed else { throw DatabaseError(resultCode: .SQLITE_BUSY) }
+        try db.execute(sql: "DELETE FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey])
+    }
+
+    private static func markScrubPending(_ db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_meta (key, value) VALUES (?, 1)", arguments: [scrubPendingKey])
     }
 
     static let scrubPendingKey = "wal_scrub_pending"

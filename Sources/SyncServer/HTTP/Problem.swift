@@ -59,7 +59,8 @@ extension Problem {
             case .tooManyChanges: .contentTooLarge
             case .replicaMismatch: .forbidden
             case .replicaRolledBack: .conflict
-            case .unknownBranch, .unknownDevice: .notFound
+            case .unknownBranch, .unknownDevice, .notFound: .notFound
+            case .noStore: .serviceUnavailable
             }
         self.init(status, error.code.rawValue, error.detail)
         replica = error.replica

@@ -65,10 +65,10 @@ extension SQLiteServerStore {
         }
         if request.changes.contains(where: { $0.change.operation == .erase }) {
             // Invariant 9: erased values must not linger in WAL frames.
-            StorageConfiguration.checkpointTruncating(writer)
+            await StorageConfiguration.checkpointTruncating(writer)
         } else {
             // One a long reader held back earlier (SPEC 7.6).
-            StorageConfiguration.finishPendingScrub(writer)
+            await StorageConfiguration.finishPendingScrub(writer)
         }
         var response = try await writer.read { db in
             try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db)

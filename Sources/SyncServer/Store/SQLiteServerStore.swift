@@ -20,10 +20,33 @@ public struct SQLiteServerStore: ServerStore {
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
 
-    /// Opens (creating and migrating if needed) `server.sqlite` in `directory`.
-    public init(directory: String, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+    /// The store's file in a data folder.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
+
+    /// The data folder and store files (`-wal`, `-shm` too) that others than their owner may read,
+    /// write or enter, with their modes: patient data, so `serve` warns about each at start.
+    public static func looseFiles(in directory: String) -> [(path: String, mode: Int16)] {
+        let path = path(in: directory)
+        return PrivateFiles.looserThanOwnerOnly([directory, path, path + "-wal", path + "-shm"])
+    }
+
+    /// Opens `server.sqlite` in `directory`, migrating it if needed.
+    ///
+    /// With `creating` (the default) a missing folder and file are created owner-only (0700/0600; SQLite
+    /// gives the `-wal` and `-shm` files the file's mode). Without it a missing store is an error
+    /// (``StoreError/Code/noStore``), so that a mistyped folder is refused instead of answered from a
+    /// new, empty store.
+    public init(directory: String, creating: Bool = true, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
+        let path = Self.path(in: directory)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard creating else {
+                throw StoreError(.noStore, "no server store at \(path); check --data (or $CLINIC_SYNC_DATA), or create one with `clinic-sync admin branch add --data \(directory) …`")
+            }
+            try PrivateFiles.createDirectory(directory)
+            try PrivateFiles.createFile(path)
+        }
         try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock, random: random)
     }
 
@@ -94,10 +117,11 @@ public struct SQLiteServerStore: ServerStore {
         migrator.registerMigration("v2-replica-rollback") { db in
             try db.execute(sql: """
                 -- Every replica id ever handed out, so a new one is never a reused one, and a device's
-                -- former replica (before a restore of its file was detected) is recognised.
+                -- former replica (before a restore of its file was detected) is recognised. Kept when the device
+                -- is removed (no foreign key): its ids stay taken.
                 CREATE TABLE device_replica (
                     replica INTEGER PRIMARY KEY NOT NULL,
-                    device TEXT NOT NULL REFERENCES device(id),
+                    device TEXT NOT NULL,
                     superseded_at REAL
                 );
                 INSERT INTO device_replica (replica, device) SELECT replica, id FROM device WHERE replica IS NOT NULL;
@@ -112,6 +136,10 @@ public struct SQLiteServerStore: ServerStore {
                 """)
         }
         return migrator
+    }
+
+    public func serverID() async throws -> String {
+        try await writer.read { db in try Self.serverReplica(db).description }
     }
 
     // MARK: Devices
@@ -210,6 +238,23 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
+    /// Deletes a revoked (or never enrolled) device and its enrollment codes. An active device must
+    /// be revoked first, so removal never cuts off a terminal by surprise. The changes it pushed stay.
+    public func removeDevice(id: String) async throws -> Device {
+        try await writer.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.unknownDevice, "no device '\(id)'")
+            }
+            let device = Self.device(from: row)
+            guard device.isRevoked || device.enrolledAt == nil else {
+                throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
+            }
+            try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+            return device
+        }
+    }
+
     static func device(from row: Row) -> Device {
         Device(
             id: row["id"], name: row["name"], branch: row["branch"],
@@ -257,14 +302,45 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func erase(_ table: TableID, row: String) async throws {
-        try await writer.write { db in
+        _ = try await erase(table, row: row, requireHeld: false)
+    }
+
+    /// What an erasure of a row the store must hold found.
+    public enum Erasure: Sendable, Equatable {
+        /// The row's values were removed now.
+        case erased
+        /// Only the tombstone of an earlier erasure was there; nothing changed.
+        case alreadyErased
+    }
+
+    /// Erases a row this store holds; a row it has never held is an error (``StoreError/Code/notFound``),
+    /// so a mistyped id is never reported as erased. Checked and erased in one transaction.
+    public func eraseHeld(_ table: TableID, row: String) async throws -> Erasure {
+        try await erase(table, row: row, requireHeld: true)
+    }
+
+    private func erase(_ table: TableID, row: String, requireHeld: Bool) async throws -> Erasure {
+        let erasure = try await writer.write { db -> Erasure in
+            if requireHeld {
+                let tombstone = try Int64.fetchOne(
+                    db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
+                if tombstone == Self.erasedTombstone { return .alreadyErased }
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
+                    throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
+                }
+            }
             var session = try WriteSession(db: db, store: self)
             let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
             try session.apply([(change, nil)])
             try session.finish()
+            return .erased
         }
-        StorageConfiguration.checkpointTruncating(writer)
+        if erasure == .erased { await StorageConfiguration.checkpointTruncating(writer) }
+        return erasure
     }
+
+    /// `sync_cell.value` of a row's erasure tombstone (col 0; a plain delete is 1).
+    static let erasedTombstone: Int64 = 2
 
     public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
         try await writer.read { db in
@@ -306,6 +382,27 @@ public struct SQLiteServerStore: ServerStore {
         let epoch = Self.newEpoch(using: &generator)
         try SyncMeta.set(Self.epochKey, epoch, in: db)
         return epoch
+    }
+
+    public func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics {
+        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+        return try await writer.read { db in
+            var statistics = StoreStatistics()
+            let since = "coalesce(last_seen_at, enrolled_at)"
+            let active = "enrolled_at IS NOT NULL AND revoked_at IS NULL"
+            let devices = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS active, coalesce(sum(\(since) < ?), 0) AS stale, min(\(since)) AS oldest FROM device WHERE \(active)
+                """, arguments: [now.timeIntervalSince1970 - staleAfter])
+            statistics.activeDevices = devices?["active"] ?? 0
+            statistics.staleDevices = devices?["stale"] ?? 0
+            statistics.oldestSyncAge = (devices?["oldest"] as Double?).map { max(0, now.timeIntervalSince1970 - $0) } ?? 0
+            statistics.openConflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_conflict WHERE resolved = 0") ?? 0
+            for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) AS n FROM sync_rejection GROUP BY reason") {
+                let name = RejectionReason(rawValue: UInt8(truncatingIfNeeded: row["reason"] as Int64))?.name ?? "unknown"
+                statistics.rejectionsByReason[name, default: 0] += row["n"] as Int
+            }
+            return statistics
+        }
     }
 
     static func serverReplica(_ db: Database) throws -> ReplicaID {

@@ -2,7 +2,7 @@ import Foundation
 import SyncCore
 
 /// An enrolled (or pending) device.
-public struct Device: Hashable, Sendable, Codable {
+public struct Device: Hashable, Sendable {
     public var id: String
     public var name: String
     public var branch: String
@@ -17,6 +17,35 @@ public struct Device: Hashable, Sendable, Codable {
     public var acknowledged: UInt64
 
     public var isRevoked: Bool { revokedAt != nil }
+
+    /// Whether an enrolled, unrevoked device has not synced for longer than `threshold` seconds
+    /// (never synced counts from its enrollment).
+    public func isStale(now: Date, threshold: TimeInterval) -> Bool {
+        guard !isRevoked, let since = lastSeenAt ?? enrolledAt else { return false }
+        return now.timeIntervalSince(since) > threshold
+    }
+}
+
+/// JSON for scripts: the role as its name, as the text output shows it, and the replica id beside
+/// the device id so conflicts (which name replicas) can be traced to a device.
+extension Device: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(branch, forKey: .branch)
+        try container.encode(role.name, forKey: .role)
+        try container.encode(replica, forKey: .replica)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(enrolledAt, forKey: .enrolledAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+        try container.encode(acknowledged, forKey: .acknowledged)
+    }
 }
 
 /// A clinic branch.
@@ -78,6 +107,21 @@ public struct SyncEvidence: Hashable, Sendable {
     }
 }
 
+/// What an operator watches, counted by the store for `/metrics`. Counts only: no ids, no values.
+public struct StoreStatistics: Sendable, Equatable {
+    /// Enrolled, unrevoked devices.
+    public var activeDevices = 0
+    /// Of those, the ones that have not synced within the stale threshold.
+    public var staleDevices = 0
+    /// Seconds since the least recent sync of an active device (its enrollment if it never synced).
+    public var oldestSyncAge: Double = 0
+    public var openConflicts = 0
+    /// Refused pushed changes the server still holds, by reason name.
+    public var rejectionsByReason: [String: Int] = [:]
+
+    public init() {}
+}
+
 /// Why the store refused a request. Descriptions carry no patient data.
 public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
@@ -89,6 +133,10 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case replicaMismatch = "replica_mismatch"
         case invalidWrite = "invalid_write"
         case replicaRolledBack = "replica_rolled_back"
+        /// The data folder holds no store and the caller did not ask to create one.
+        case noStore = "no_store"
+        /// The row (or device) an admin named does not exist.
+        case notFound = "not_found"
     }
 
     public let code: Code
@@ -122,6 +170,8 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
 /// protocol; there, seqs must be issued so that a transaction committing late never lands behind a
 /// cursor that has already passed it (invariant 3).
 public protocol ServerStore: Sendable {
+    /// This store's id (its server replica id, hex), stable across restarts; `/healthz` shows it.
+    func serverID() async throws -> String
     /// The device holding this token hash, revoked or not.
     func device(tokenHash: String) async throws -> Device?
     /// Exchanges a one-time enrollment code for a device token.
@@ -144,4 +194,6 @@ public protocol ServerStore: Sendable {
     /// Erases a row and everything stored about it (UK GDPR erasure).
     func erase(_ table: TableID, row: String) async throws
     func conflicts(includeResolved: Bool) async throws -> [ConflictRecord]
+    /// Counts for `/metrics`, at the store's clock; a device is stale after `staleAfter` seconds without a sync.
+    func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics
 }
