@@ -88,6 +88,15 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "clinic-sync", dependencies: ["ClinicSyncCLI"]),
+        // The checks the fuzz harnesses make, as a library so `swift test` replays found crashes without libFuzzer.
+        .target(
+            name: "FuzzChecks",
+            dependencies: [
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
         .testTarget(
             name: "SyncServerTests",
@@ -109,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "SyncClientTests",
             dependencies: [
-                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "ClinicSyncCLI",
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "ClinicSyncCLI", "FuzzChecks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,3 +127,13 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer harnesses (tools/fuzz): only an `@_cdecl("LLVMFuzzerTestOneInput")` entry point, no main, so
+// they link only with `--sanitize fuzzer`. Declared only when asked, so a plain `swift build`/`swift test` never sees them.
+if Context.environment["CLINICSYNC_FUZZ"] == "1" {
+    package.targets += [
+        .executableTarget(name: "fuzz-frames", dependencies: ["FuzzChecks"], path: "Fuzz/fuzz-frames"),
+        .executableTarget(name: "fuzz-endpoint", dependencies: ["FuzzChecks"], path: "Fuzz/fuzz-endpoint"),
+        .executableTarget(name: "fuzz-client", dependencies: ["FuzzChecks"], path: "Fuzz/fuzz-client"),
+    ]
+}

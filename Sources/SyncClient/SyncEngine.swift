@@ -207,9 +207,14 @@ public struct SyncEngine: Sendable {
                     exits.removeFirst()
                 }
                 try? clock.receive(pulled.change.version.hlc, wall: replica.wall.milliseconds())
-                if case .write(let column, _, _) = pulled.change.operation {
+                if case .write(let column, let value, _) = pulled.change.operation {
                     // A column from a newer schema: this build cannot store it; keep going (forward compatible).
-                    guard pulled.change.table.definition.column(column) != nil else { continue }
+                    guard let definition = pulled.change.table.definition.column(column) else { continue }
+                    // Column types never change within v1 (SPEC 10): a value of another storage class is a broken
+                    // server's, and once stored it would trap every later read of the row (GRDB's typed decoding).
+                    guard definition.type.accepts(value) else {
+                        throw SyncError(code: .incompatibleServer, detail: "the server sent a \(pulled.change.table.name) value of the wrong type for column \(column.rawValue)")
+                    }
                     writes.append(SequencedChange(pulled.change, seq: Int64(pulled.seq)))
                 } else {
                     try flush()

@@ -37,7 +37,8 @@ public enum ColumnType: String, Sendable {
     /// Any storage class: conflict records hold whatever value lost or won.
     case any = "ANY"
 
-    func accepts(_ value: Value) -> Bool {
+    /// Whether a cell of this type can hold `value`'s storage class (null always fits).
+    public func accepts(_ value: Value) -> Bool {
         switch (self, value) {
         case (_, .null), (.any, _), (.text, .text), (.integer, .integer): true
         default: false
