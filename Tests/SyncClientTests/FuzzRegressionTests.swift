@@ -13,7 +13,7 @@ struct FuzzRegressionTests {
     /// The regressions of one target, then the seeds every target starts from.
     static func inputs(_ target: String) throws -> [(String, [UInt8])] {
         let folder = root.appendingPathComponent("Tests/FuzzRegressions/\(target)")
-        let found = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+        let found = try ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
             .map { name in (name, Array(try Data(contentsOf: folder.appendingPathComponent(name)))) }
         let vectors = root.appendingPathComponent("protocol/vectors")
         let seeds = try FileManager.default.contentsOfDirectory(atPath: vectors.path).filter { $0.hasSuffix(".bin") }.sorted()
