@@ -1,4 +1,5 @@
 import ArgumentParser
+import SyncCore
 
 /// The `clinic-sync` command: every subcommand of the project lives under it.
 public struct ClinicSyncCommand: AsyncParsableCommand {
@@ -6,9 +7,10 @@ public struct ClinicSyncCommand: AsyncParsableCommand {
         commandName: "clinic-sync",
         abstract: "Offline-first sync for the clinic's terminals: server, terminal, admin and tools.",
         discussion: """
-            Start with `clinic-sync demo`: it runs a server and two branch terminals on this machine \
+            Start with `clinic-sync demo`: it runs a server and three terminals at two branches on this machine \
             and shows a whole sync story in a few seconds.
             """,
+        version: BuildInfo.version,
         subcommands: [
             DemoCommand.self, ServeCommand.self, AdminCommand.self, TerminalCommand.self, DaemonCommand.self, BenchCommand.self, SimulateCommand.self, DecodeCommand.self,
         ]

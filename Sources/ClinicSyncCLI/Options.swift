@@ -1,17 +1,35 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SyncClient
+import SyncServer
 
 /// `--data DIR`: the server's data folder.
 struct DataOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The server's data folder (created if missing).", discussion: "Default: $CLINIC_SYNC_DATA, else ./clinic-data.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The server's data folder.",
+        discussion: "Default: $CLINIC_SYNC_DATA, else ./clinic-data. Only `serve`, `admin branch add` and `admin branch import` create a missing store; every other command refuses one.",
+        valueName: "dir"))
     var data: String = ProcessInfo.processInfo.environment["CLINIC_SYNC_DATA"] ?? "clinic-data"
+
+    /// Opens the store; a missing one is refused unless this command is one that sets a store up.
+    func store(creating: Bool = false) throws -> SQLiteServerStore {
+        try cliErrors { try SQLiteServerStore(directory: data, creating: creating) }
+    }
 }
 
 /// `--db FILE`: a terminal's replica file.
 struct ReplicaOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The terminal's replica file.", discussion: "Default: $CLINIC_SYNC_DB, else ./terminal.sqlite.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The terminal's replica file.",
+        discussion: "Default: $CLINIC_SYNC_DB, else ./terminal.sqlite. Only `terminal enroll` creates a missing file; every other command refuses one.",
+        valueName: "file"))
     var db: String = ProcessInfo.processInfo.environment["CLINIC_SYNC_DB"] ?? "terminal.sqlite"
+
+    /// Opens the replica; a missing file is refused unless this command is `terminal enroll`.
+    func open(creating: Bool = false) throws -> Replica {
+        try cliErrors { try Replica.open(at: db, creating: creating) }
+    }
 }
 
 /// `--json`.

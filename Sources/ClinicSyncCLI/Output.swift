@@ -22,6 +22,17 @@ enum Output {
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
 
+    /// A duration for people: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
+    static func age(_ seconds: TimeInterval) -> String {
+        let total = max(0, Int(seconds))
+        switch total {
+        case ..<60: return "\(total) s"
+        case ..<3_600: return "\(total / 60) min"
+        case ..<86_400: return "\(total / 3_600) h \(total % 3_600 / 60) min"
+        default: return "\(total / 86_400) d \(total % 86_400 / 3_600) h"
+        }
+    }
+
     /// Whether standard error is a terminal (progress bars only then).
     static var isInteractive: Bool { isatty(STDERR_FILENO) == 1 }
 

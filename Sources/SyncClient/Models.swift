@@ -91,7 +91,7 @@ public struct DeadLetter: Hashable, Sendable, Codable {
 }
 
 /// Who this terminal is, once enrolled.
-public struct ReplicaIdentity: Hashable, Sendable, Codable {
+public struct ReplicaIdentity: Hashable, Sendable {
     public var replica: ReplicaID
     public var branch: String
     public var role: DeviceRole
@@ -105,13 +105,49 @@ public struct ReplicaIdentity: Hashable, Sendable, Codable {
     }
 }
 
+/// JSON with the role as its name, as the text output shows it.
+extension ReplicaIdentity: Codable {
+    enum CodingKeys: String, CodingKey { case replica, branch, role, server }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let role = try container.decode(String.self, forKey: .role)
+        guard let decoded = DeviceRole(name: role) else {
+            throw DecodingError.dataCorruptedError(forKey: .role, in: container, debugDescription: "unknown role \(role)")
+        }
+        self.init(replica: try container.decode(ReplicaID.self, forKey: .replica), branch: try container.decode(String.self, forKey: .branch),
+                  role: decoded, server: try container.decode(String.self, forKey: .server))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(replica, forKey: .replica)
+        try container.encode(branch, forKey: .branch)
+        try container.encode(role.name, forKey: .role)
+        try container.encode(server, forKey: .server)
+    }
+}
+
 /// What `clinic-sync terminal status` shows.
 public struct ReplicaStatus: Hashable, Sendable, Codable {
     public var path: String
     public var identity: ReplicaIdentity?
+    /// The last successful sync.
     public var lastSyncAt: String?
+    /// The last attempt, successful or not, by `terminal sync` or the daemon.
+    public var lastAttemptAt: String?
+    /// The last failed attempt and its error.
+    public var lastFailureAt: String?
+    public var lastFailure: String?
+    /// The daemon that last ran a cycle on this file, when it did, and whether that process still runs.
+    public var daemonPID: Int32?
+    public var daemonSeenAt: String?
+    public var daemonRunning: Bool
     public var cursor: UInt64
+    /// Cell writes (and row deletions) waiting in the outbox for the server's acknowledgement.
     public var pendingChanges: Int
+    /// The rows those changes touch.
+    public var pendingRows: Int
     public var openConflicts: Int
     public var deadLetters: Int
     public var enquiries: Int

@@ -17,20 +17,19 @@ public struct Replica: Sendable {
     /// `package` so the simulator can switch on the merge rule's test-only fault.
     package var applier = ChangeApplier(keepsValues: false, reSequencesDuplicates: true)
 
-    /// Opens the replica at `path`, creating it (mode 0600) and migrating it as needed.
-    public static func open(at path: String, clock: any WallClock = SystemWallClock()) throws -> Replica {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
+    /// Opens the replica at `path`, creating it (mode 0600, missing folders 0700) and migrating it as needed.
+    ///
+    /// With `creating: false` a missing file is an error (``ReplicaError/Code/noReplica``), so that a
+    /// mistyped path is refused rather than answered from a new, empty replica.
+    public static func open(at path: String, creating: Bool = true, clock: any WallClock = SystemWallClock()) throws -> Replica {
         if !FileManager.default.fileExists(atPath: path) {
-            // Patient data: owner-only from the first byte. SQLite gives the -wal and -shm files the same mode.
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
-            }
+            guard creating else { throw ReplicaError.noReplica(at: path) }
+            try PrivateFiles.createDirectory((path as NSString).deletingLastPathComponent)
+            try PrivateFiles.createFile(path)
         }
         let pool = try DatabasePool(path: path, configuration: StorageConfiguration.make())
         try ReplicaSchema.migrator.migrate(pool)
+        StorageConfiguration.finishPendingScrub(pool)
         return Replica(path: path, writer: pool, wall: clock)
     }
 
@@ -55,6 +54,18 @@ public struct Replica: Sendable {
         return ReplicaIdentity(replica: ReplicaID(databaseValue: replica), branch: branch, role: role, server: server)
     }
 
+    /// Points this enrolled replica at its server's new address, keeping everything it holds: the
+    /// token, the outbox, the cursor. For a server that moved, not for another server's store.
+    public func repoint(server: String) throws {
+        guard let url = URLComponents(string: server), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else {
+            throw ReplicaError(.invalidValue, "'\(server)' is not a server URL such as http://10.0.0.5:8080")
+        }
+        try writer.write { db in
+            guard try Self.identity(db) != nil else { throw ReplicaError.notEnrolled }
+            try SyncMeta.set(MetaKey.server, server, in: db)
+        }
+    }
+
     /// Sets this replica's identity without a server: for benchmarks and the simulator's fixtures.
     package func assumeIdentity(_ identity: ReplicaIdentity, token: String) throws {
         try writer.write { db in
@@ -69,18 +80,31 @@ public struct Replica: Sendable {
     /// Counts for `status`.
     public func status() throws -> ReplicaStatus {
         try writer.read { db in
-            ReplicaStatus(
+            let daemon = (try SyncMeta.get(MetaKey.daemonPID, in: db) as Int64?).flatMap { Int32(exactly: $0) }
+            return ReplicaStatus(
                 path: path,
                 identity: try Self.identity(db),
                 lastSyncAt: try SyncMeta.get(MetaKey.lastSyncAt, in: db),
+                lastAttemptAt: try SyncMeta.get(MetaKey.lastAttemptAt, in: db),
+                lastFailureAt: try SyncMeta.get(MetaKey.lastFailureAt, in: db),
+                lastFailure: try SyncMeta.get(MetaKey.lastFailure, in: db),
+                daemonPID: daemon,
+                daemonSeenAt: try SyncMeta.get(MetaKey.daemonSeenAt, in: db),
+                // Signal 0 only asks whether the process exists (EPERM: it does, under another user).
+                daemonRunning: daemon.map { kill($0, 0) == 0 || errno == EPERM } ?? false,
                 cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0),
                 pendingChanges: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0,
+                pendingRows: try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT DISTINCT tbl, row FROM sync_outbox)") ?? 0,
                 openConflicts: try Conflicts.fetch(db, replica: self, includeResolved: false).count,
                 deadLetters: try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_dead_letter") ?? 0,
                 enquiries: try Int.fetchOne(db, sql: "SELECT count(*) FROM enquiry") ?? 0,
                 contentItems: try Int.fetchOne(db, sql: "SELECT count(*) FROM content") ?? 0)
         }
     }
+
+    /// An erasure committed, but a reader holding the file (a backup, a report) kept its text in the
+    /// WAL; the next sync, write or open finishes the scrub once the reader lets go (SPEC 7.6).
+    public var isWALScrubPending: Bool { StorageConfiguration.isScrubPending(writer) }
 
     /// Changes the server refused.
     public func deadLetters() throws -> [DeadLetter] {
@@ -148,6 +172,10 @@ public struct Replica: Sendable {
                     }
                     try Outbox.append(changes, in: db)
                 case .delete(let table, let row, let erase):
+                    // An erasure of a row never held here would report success and leave a dead letter behind.
+                    if erase, try !Self.holdsTrace(of: RowKey(table, row), in: db) {
+                        throw ReplicaError(.notFound, "no \(table.name) \(row) on this terminal; nothing was erased")
+                    }
                     let change = Change(table: table, row: row, operation: erase ? .erase : .delete, version: version)
                     try applyDeletion(change, in: db)
                     try Outbox.append(change, in: db)
@@ -156,7 +184,16 @@ public struct Replica: Sendable {
             }
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
         }
-        if erased { try StorageConfiguration.checkpointTruncating(writer) }
+        if erased { StorageConfiguration.checkpointTruncating(writer) }
+    }
+
+    /// Whether this file holds anything of the row: the row itself, a version or tombstone, or an unsent change.
+    static func holdsTrace(of key: RowKey, in db: Database) throws -> Bool {
+        let table = Int64(key.table.rawValue)
+        return try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM \(key.table.name) WHERE id = ?) OR EXISTS (SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ?)
+                OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
+            """, arguments: [key.row, table, key.row, table, key.row]) ?? false
     }
 
     /// Re-issues the versions of unsent changes stamped while this terminal's wall clock ran ahead.
@@ -233,6 +270,72 @@ public struct Replica: Sendable {
                     OR EXISTS (SELECT 1 FROM sync_outbox WHERE tbl = ? AND row = ?)
                 """, arguments: [Int64(key.table.rawValue), key.row, Int64(key.table.rawValue), key.row]) ?? true
             if !stored { try purge(key, in: db, keepingDeadLetters: true) }
+        }
+    }
+
+    /// Carries on under `next` after the server found this file restored from an older copy of itself
+    /// (SPEC 7.8). The versions of pending changes keep their clock readings and take the new replica
+    /// id, which the server chose next to the old one, so their order against every other replica's
+    /// versions is unchanged; they can no longer collide with what the lost copy pushed under the old
+    /// id. Nothing pending is dropped. A no-op when another process on this file already did it.
+    func carryOn(as next: ReplicaID, replacing old: ReplicaID, serverClock: HLC) throws {
+        try writer.write { db in
+            guard let identity = try Self.identity(db), identity.replica == old else { return }
+            try db.execute(sql: """
+                UPDATE sync_cell SET replica = :next WHERE replica = :old AND EXISTS (
+                    SELECT 1 FROM sync_outbox o WHERE o.tbl = sync_cell.tbl AND o.row = sync_cell.row AND o.col = sync_cell.col AND o.hlc = sync_cell.hlc)
+                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+            // Tombstones an erasure cascaded to the row's notes carry the erasure's version.
+            try db.execute(sql: """
+                UPDATE sync_cell SET replica = :next WHERE replica = :old AND col = 0 AND hlc IN (SELECT hlc FROM sync_outbox WHERE col = 0)
+                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+            try SyncMeta.set(MetaKey.replica, next.databaseValue, in: db)
+            try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
+            var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
+            try? clock.receive(serverClock, wall: wall.milliseconds())
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+        }
+    }
+
+    /// The server store's epoch as this file last saw it.
+    func storeEpoch() throws -> String? {
+        try writer.read { db in try SyncMeta.get(MetaKey.storeEpoch, in: db) }
+    }
+
+    /// The server's store was restored from an older copy (SPEC 7.9). In one transaction: every
+    /// version this replica authored that is no longer pending goes back into the outbox (the restored
+    /// store may have lost it; re-sending what it kept changes nothing), the cursor goes back to 0 so
+    /// everything is read again, and the new epoch is recorded. Returns how many changes were re-queued.
+    func resupplyAfterStoreRestore(epoch: String) throws -> Int {
+        try writer.write { db in
+            guard let identity = try Self.identity(db) else { return 0 }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT tbl, row, col, value, hlc FROM sync_cell c WHERE replica = ? AND NOT EXISTS (
+                    SELECT 1 FROM sync_outbox o WHERE o.tbl = c.tbl AND o.row = c.row AND o.col = c.col AND o.hlc = c.hlc)
+                ORDER BY hlc, tbl, row, col
+                """, arguments: [identity.replica.databaseValue])
+            var count = 0
+            for row in rows {
+                guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)) else { continue }
+                let id: String = row["row"]
+                let operation: Change.Operation
+                if let column = table.definition.column(ColumnID(UInt8(truncatingIfNeeded: row["col"] as Int64))) {
+                    let stored = try DatabaseValue.fetchOne(db, sql: "SELECT \(column.name) FROM \(table.name) WHERE id = ?", arguments: [id])
+                    // The largest base seq says "its author had seen everything": history is re-sent, not re-judged.
+                    operation = .write(column: column.id, value: stored.flatMap(Value.fromDatabaseValue) ?? .null, baseSeq: UInt64(Int64.max))
+                } else if (row["col"] as Int64) == 0 {
+                    operation = (row["value"] as Int64?) == 2 ? .erase : .delete
+                } else {
+                    continue
+                }
+                try Outbox.append(Change(table: table, row: id, operation: operation,
+                                         version: Version(hlc: HLC(databaseValue: row["hlc"]), replica: identity.replica)), in: db)
+                count += 1
+            }
+            try SyncMeta.set(MetaKey.cursor, 0, in: db)
+            try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
+            try SyncMeta.set(MetaKey.storeEpoch, epoch, in: db)
+            return count
         }
     }
 

@@ -2,6 +2,8 @@
 public struct ReplicaError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         case notEnrolled = "not_enrolled"
+        /// No replica file at the given path (and the caller did not ask to create one).
+        case noReplica = "no_replica"
         case alreadyEnrolled = "already_enrolled"
         case notFound = "not_found"
         case rowDeleted = "row_deleted"
@@ -18,6 +20,11 @@ public struct ReplicaError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { detail }
+
+    /// No replica file at `path`.
+    public static func noReplica(at path: String) -> ReplicaError {
+        ReplicaError(.noReplica, "no replica at \(path); check --db (or $CLINIC_SYNC_DB), or create one with `clinic-sync terminal enroll --db \(path) --server URL --code CODE`")
+    }
 
     /// The replica has no identity yet.
     public static let notEnrolled = ReplicaError(.notEnrolled, "this terminal is not enrolled; run `clinic-sync terminal enroll --server URL --code CODE` first")

@@ -45,4 +45,14 @@ enum MetaKey {
     static let cursor = "cursor"
     static let lastHLC = "last_hlc"
     static let lastSyncAt = "last_sync_at"
+    /// The server store's epoch as last seen (SPEC 7.9).
+    static let storeEpoch = "store_epoch"
+    /// The highest `acknowledged` the server has told this replica: sent back as evidence (SPEC 7.9).
+    static let acknowledged = "server_acknowledged"
+    static let lastAttemptAt = "last_attempt_at"
+    static let lastFailureAt = "last_failure_at"
+    /// The failed attempt's error description: codes, hosts and counts, never patient data.
+    static let lastFailure = "last_failure"
+    static let daemonPID = "daemon_pid"
+    static let daemonSeenAt = "daemon_seen_at"
 }

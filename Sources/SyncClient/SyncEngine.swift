@@ -63,24 +63,30 @@ public struct SyncEngine: Sendable {
     /// One cycle. Safe to interrupt anywhere: what was committed stays, and the next cycle resumes.
     public func sync(progress: (@Sendable (SyncProgress) -> Void)? = nil) async throws -> SyncSummary {
         let started = ContinuousClock.now
-        guard let identity = try replica.identity(),
+        guard var identity = try replica.identity(),
               let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+        // An erasure whose WAL scrub a reader held back: finish it first (SPEC 7.6).
+        await StorageConfiguration.finishPendingScrub(replica.writer)
         var summary = SyncSummary()
         var reissued = false
+        var rolledBack = false
+        var resupplied = false
         // Halved whenever the server refuses a push as a whole for its size (invariant 12).
         var batchLimit = pushBatchSize
         while true {
-            let (request, pending) = try await replica.writer.read { [batchLimit] db -> (SyncRequest, Int) in
+            let (request, pending, acknowledged) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int, Int64?) in
                 let changes = try Outbox.batch(limit: batchLimit, replica: identity.replica, in: db)
                 let request = SyncRequest(
                     replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
                     cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0), pageLimit: pageSize, changes: changes)
-                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0)
+                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0, try SyncMeta.get(MetaKey.acknowledged, in: db))
             }
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
-            let response = try await transport.post("/v1/sync", body: body, token: token)
+            // What the server told us before: a store restored from an older copy has forgotten it (SPEC 7.9).
+            let evidence = acknowledged.map { ["clinicsync-acknowledged": String($0)] } ?? [:]
+            let response = try await transport.post("/v1/sync", body: body, token: token, headers: evidence)
             let page: SyncResponse, inflated: Int
             do {
                 (page, inflated) = try decode(response, as: SyncResponse.self)
@@ -89,6 +95,17 @@ public struct SyncEngine: Sendable {
                 reissued = true
                 guard try replica.reissueVersionsAhead(maxDrift: maxClockDrift) else { throw error }
                 logger.notice("re-issued versions stamped while this terminal's clock ran ahead")
+                continue
+            } catch let error as SyncError where error.carryOnAs != nil && !rolledBack {
+                // This file was restored from an older copy (SPEC 7.8): carry on under the new replica id.
+                rolledBack = true
+                if let next = error.carryOnAs {
+                    try replica.carryOn(as: next, replacing: identity.replica, serverClock: error.serverClock ?? .zero)
+                    logger.warning("this replica file was restored from an older copy; carrying on under a new replica id",
+                                   metadata: ["replica": .string(next.description)])
+                }
+                guard let current = try replica.identity() else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+                identity = current
                 continue
             } catch let error as SyncError where error.refusesRequestSize && !request.changes.isEmpty {
                 // Split until every change is accepted or, alone, dead-lettered with the reason: one
@@ -108,12 +125,22 @@ public struct SyncEngine: Sendable {
                 }
                 continue
             }
+            let epoch = response.headers[HTTPTransport.epochHeader]
+            if let epoch, !resupplied, try replica.storeEpoch().map({ $0 != epoch }) == true {
+                // The server's store was restored from an older copy: send it everything this file
+                // authored that it may have lost, and read everything again (SPEC 7.9).
+                resupplied = true
+                let count = try replica.resupplyAfterStoreRestore(epoch: epoch)
+                logger.warning("the server's store was restored from an older copy; re-sending what this terminal wrote and re-reading everything",
+                               metadata: ["changes": .stringConvertible(count)])
+                continue
+            }
             summary.roundTrips += 1
             summary.bytesSent += body.count
             summary.frameBytesSent += frame.count
             summary.bytesReceived += response.body.count
             summary.frameBytesReceived += inflated
-            let applied = try apply(page, pushed: request.changes)
+            let applied = try apply(page, pushed: request.changes, epoch: epoch)
             summary.pushed += applied.acknowledged
             summary.rejected += applied.rejected
             summary.pulled += page.changes.count
@@ -142,7 +169,7 @@ public struct SyncEngine: Sendable {
     }
 
     /// Processes the ack and applies the page in one transaction.
-    package func apply(_ page: SyncResponse, pushed: [PushedChange]) throws -> (acknowledged: Int, rejected: Int) {
+    package func apply(_ page: SyncResponse, pushed: [PushedChange], epoch: String? = nil) throws -> (acknowledged: Int, rejected: Int) {
         var erased = false
         let result = try replica.writer.write { db -> (Int, Int) in
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
@@ -202,10 +229,14 @@ public struct SyncEngine: Sendable {
             erased = erased || !page.exits.isEmpty || !page.rejected.isEmpty
             try SyncMeta.set(MetaKey.cursor, Int64(page.cursor), in: db)
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            if let epoch { try SyncMeta.set(MetaKey.storeEpoch, epoch, in: db) }
+            // Never lowered: a lower answer is the evidence the next request carries (SPEC 7.9).
+            let told = try SyncMeta.get(MetaKey.acknowledged, in: db) as Int64? ?? 0
+            try SyncMeta.set(MetaKey.acknowledged, max(told, Int64(page.acknowledged)), in: db)
             return (acknowledged.count, acknowledged.filter { rejectedCounters.contains($0.counter) }.count)
         }
         // Erased and purged rows get the same secure deletion (SPEC 7.4, 7.6): no WAL frame keeps their text.
-        if erased { try StorageConfiguration.checkpointTruncating(replica.writer) }
+        if erased { StorageConfiguration.checkpointTruncating(replica.writer) }
         return result
     }
 
@@ -228,11 +259,16 @@ public struct SyncEngine: Sendable {
     }
 
     static func error(from response: TransportResponse) -> SyncError {
-        struct Problem: Decodable { var code: String; var detail: String }
+        struct Problem: Decodable { var code: String; var detail: String; var replica: String?; var clock: String? }
         let problem = try? JSONDecoder().decode(Problem.self, from: Data(response.body))
         let code = problem?.code
         let detail = problem?.detail ?? "HTTP \(response.status)"
         switch (response.status, code) {
+        case (409, "replica_rolled_back"):
+            var error = SyncError(code: .refused, problem: code, detail: detail)
+            error.carryOnAs = problem?.replica.flatMap(ReplicaID.init)
+            error.serverClock = problem?.clock.flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? HLC(rawValue: $0) : nil }
+            return error
         case (401, "invalid_enrollment_code"): return SyncError(code: .refused, problem: code, detail: detail)
         case (401, _): return SyncError(code: .unauthorized, problem: code, detail: detail)
         case (_, "clock_drift"): return SyncError(code: .clockDrift, problem: code, detail: detail)
@@ -250,7 +286,7 @@ extension Replica {
     @discardableResult
     public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
         if try identity() != nil {
-            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; use a new replica file for a new enrollment")
+            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; if the server's address changed, use `clinic-sync terminal repoint --server URL`, which keeps everything this file holds")
         }
         let transport = transport ?? HTTPTransport(baseURL: server)
         let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))

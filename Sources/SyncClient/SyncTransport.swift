@@ -1,17 +1,21 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import SyncCore
 
 /// What a transport got back.
 public struct TransportResponse: Sendable {
     public var status: Int
     public var contentType: String?
     public var body: [UInt8]
+    /// Other headers the client reads, by lower-case name (`clinicsync-store-epoch`, SPEC 7.9).
+    public var headers: [String: String]
 
-    public init(status: Int, contentType: String?, body: [UInt8]) {
+    public init(status: Int, contentType: String?, body: [UInt8], headers: [String: String] = [:]) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 }
 
@@ -20,16 +24,35 @@ public protocol SyncTransport: Sendable {
     /// POSTs a deflated frame to `path` (`/v1/sync`, `/v1/enroll`). Throws ``SyncError/offline`` when
     /// the server cannot be reached.
     func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse
+    /// The same, with extra request headers (`clinicsync-acknowledged`, SPEC 7.9). Transports that
+    /// cannot carry them may drop them: they are evidence that helps, not something sync depends on.
+    func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse
+}
+
+extension SyncTransport {
+    public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
+        try await post(path, body: body, token: token)
+    }
 }
 
 /// The HTTP client terminals share. A global lives as long as the process, so it is never shut down
 /// (AsyncHTTPClient's own `.shared` inflates responses itself, which would bypass our limits).
-public let sharedSyncHTTPClient = HTTPClient(
-    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-    configuration: HTTPClient.Configuration(decompression: .disabled))
+///
+/// Timeouts: `execute(_:timeout:)` stops counting once the response head arrives, so a body that
+/// stalls halfway would hang a sync forever; the read timeout bounds every wait for bytes. It does not
+/// retry refused connections itself: that would hold a sync for the whole connect timeout before
+/// saying "connection refused", and the daemon already retries with backoff.
+public let sharedSyncHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration(
+        timeout: HTTPClient.Configuration.Timeout(connect: .seconds(3), read: .seconds(30)), decompression: .disabled)
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
+    static let epochHeader = "clinicsync-store-epoch"
+
     public let baseURL: String
     public let timeout: TimeAmount
     let client: HTTPClient
@@ -45,23 +68,43 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
+        try await post(path, body: body, token: token, headers: [:])
+    }
+
+    public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
         var request = HTTPClientRequest(url: baseURL + path)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/vnd.clinicsync.frame")
         request.headers.add(name: "Content-Encoding", value: "deflate")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.body = .bytes(ByteBuffer(bytes: body))
+        let (client, timeout, prepared) = (self.client, self.timeout, request)
         do {
-            let response = try await client.execute(request, timeout: timeout)
-            // Responses are bounded too: a page is at most a few MiB deflated.
-            let buffer = try await response.body.collect(upTo: 64 << 20)
-            return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                     body: Array(buffer.readableBytesView))
+            // One deadline for the head *and* the body: `execute`'s own timeout ends with the head, so a
+            // body that stalls halfway would otherwise hang the sync for good.
+            return try await withThrowingTaskGroup(of: TransportResponse?.self) { group in
+                group.addTask {
+                    let response = try await client.execute(prepared, timeout: timeout)
+                    // Responses are bounded too: a page is at most a few MiB deflated.
+                    let buffer = try await response.body.collect(upTo: 64 << 20)
+                    let epoch = response.headers.first(name: Self.epochHeader)
+                    return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
+                                             body: Array(buffer.readableBytesView), headers: epoch.map { [Self.epochHeader: $0] } ?? [:])
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else { throw HTTPClientError.deadlineExceeded }
+                return response
+            }
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
             throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {
-            // Anything below HTTP (refused, reset, DNS, TLS) means the server cannot be reached now.
-            throw SyncError.offline("cannot reach \(baseURL): \(error)")
+            // Anything below HTTP (refused, reset, DNS, TLS, timeout) means the server cannot be reached now.
+            throw ConnectionFailure.offline(error, baseURL: baseURL)
         }
     }
 }
@@ -88,6 +131,9 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The server's problem code, if it sent one.
     public let problem: String?
     public let detail: String
+    /// With `replica_rolled_back` (SPEC 7.8): the replica id to carry on as, and the server's clock.
+    var carryOnAs: ReplicaID?
+    var serverClock: HLC?
 
     public init(code: Code, problem: String? = nil, detail: String) {
         self.code = code

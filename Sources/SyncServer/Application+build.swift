@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import SyncCore
@@ -11,11 +12,27 @@ public func buildApplication<Store: ServerStore>(
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorShieldMiddleware())
+    router.add(middleware: MethodNotAllowedMiddleware(routes: [
+        "/healthz": [.get, .head], "/metrics": [.get, .head], "/v1/sync": [.post], "/v1/enroll": [.post],
+    ]))
     router.get("/healthz") { _, _ -> Response in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        // Which build and which store answered: a restored or misrouted server shows here first.
+        let health: Health
+        do {
+            health = Health(status: "ok", version: BuildInfo.version, server: try await store.serverID())
+        } catch {
+            health = Health(status: "unhealthy", version: BuildInfo.version, server: nil)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return Response(
+            status: health.status == "ok" ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(health))))
     }
     router.get("/metrics") { _, _ -> Response in
-        Response(
+        // A store that cannot be read leaves the last values; /healthz reports it.
+        if let statistics = try? await store.statistics(staleAfter: configuration.staleAfter) { metrics.update(from: statistics) }
+        return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }
@@ -42,4 +59,12 @@ struct ErrorShieldMiddleware<Context: RequestContext>: RouterMiddleware {
             throw Problem(.internalServerError, "internal_error", "the server could not complete the request; it has been logged")
         }
     }
+}
+
+/// The body of `GET /healthz`.
+struct Health: Codable {
+    var status: String
+    var version: String
+    /// The store's own id (the server replica id), stable across restarts.
+    var server: String?
 }

@@ -14,6 +14,20 @@ public enum ContentImporter {
     public struct Item: Sendable {
         public var id: String
         public var cells: [CellWrite]
+
+        /// The branch the item is limited to; nil for every branch.
+        public var branch: String? {
+            cells.first { $0.column == Columns.Content.branch }?.value.text
+        }
+    }
+
+    /// Reads a branches file: a JSON array of `{"id", "name", "address", "phone"}` (fixtures/branches.json).
+    public static func branches(at path: String) throws -> [BranchInfo] {
+        do {
+            return try JSONDecoder().decode([BranchInfo].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch let error as DecodingError {
+            throw ImportError(file: path, reason: "not a JSON array of branches with id and name (\(error.localizedDescription))")
+        }
     }
 
     /// Parses every `.md` file at `path` (a file or a folder), sorted by name.

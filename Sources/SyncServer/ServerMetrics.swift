@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import Prometheus
+import SyncCore
 
 /// The server's Prometheus metrics, on a registry of its own so that each app (and each test) counts alone.
 /// Labels carry routes, statuses and outcomes: never device ids, branches' patients or values.
@@ -13,6 +15,10 @@ public struct ServerMetrics: Sendable {
     let bytesOutCompressed: Counter
     let bytesOutInflated: Counter
     let syncLatency: DurationHistogram
+    let activeDevices: Gauge
+    let staleDevices: Gauge
+    let oldestSyncAge: Gauge
+    let openConflicts: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -28,6 +34,27 @@ public struct ServerMetrics: Sendable {
             descriptor: Self.name("sync_duration", "seconds", "Time to handle POST /v1/sync, from authenticated request to encoded response."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                       .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5)])
+        registry.makeGauge(descriptor: Self.name("build", "info", "This build; the value is always 1."), labels: [("version", BuildInfo.version)]).set(to: 1)
+        registry.makeGauge(descriptor: Self.name("process_start_time", "seconds", "When this server started, in Unix seconds."))
+            .set(Date().timeIntervalSince1970)
+        let devices = Self.name("devices", "", "Enrolled, unrevoked devices; stale ones have not synced within the stale threshold.")
+        activeDevices = registry.makeGauge(descriptor: devices, labels: [("state", "active")])
+        staleDevices = registry.makeGauge(descriptor: devices, labels: [("state", "stale")])
+        oldestSyncAge = registry.makeGauge(descriptor: Self.name("device_oldest_sync_age", "seconds", "Time since the least recent sync of an active device."))
+        openConflicts = registry.makeGauge(descriptor: Self.name("conflicts_open", "", "Conflicts not yet resolved."))
+    }
+
+    /// Sets the gauges the store counts; called on each scrape, so they are as fresh as the scrape.
+    func update(from statistics: StoreStatistics) {
+        activeDevices.set(Double(statistics.activeDevices))
+        staleDevices.set(Double(statistics.staleDevices))
+        oldestSyncAge.set(statistics.oldestSyncAge)
+        openConflicts.set(Double(statistics.openConflicts))
+        for reason in RejectionReason.allCases {
+            registry.makeGauge(
+                descriptor: Self.name("rejections_held", "", "Refused pushed changes the server still holds, by reason."), labels: [("reason", reason.name)]
+            ).set(Double(statistics.rejectionsByReason[reason.name] ?? 0))
+        }
     }
 
     static var requests: MetricNameDescriptor { name("http_requests", "total", "HTTP requests by route and status.") }

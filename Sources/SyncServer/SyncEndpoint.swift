@@ -12,12 +12,15 @@ public struct EndpointResponse: Hashable, Sendable {
     public var contentEncoding: String?
     /// The deflated frame, or the problem's JSON.
     public var body: [UInt8]
+    /// More headers, by lower-case name: `clinicsync-store-epoch` on sync answers (SPEC 7.9).
+    public var headers: [String: String]
 
-    public init(status: Int, contentType: String, contentEncoding: String? = nil, body: [UInt8]) {
+    public init(status: Int, contentType: String, contentEncoding: String? = nil, body: [UInt8], headers: [String: String] = [:]) {
         self.status = status
         self.contentType = contentType
         self.contentEncoding = contentEncoding
         self.body = body
+        self.headers = headers
     }
 }
 
@@ -79,6 +82,10 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
     public static var frameContentType: String { "application/vnd.clinicsync.frame" }
     /// The content type of problems (RFC 9457).
     public static var problemContentType: String { "application/problem+json" }
+    /// The store's epoch, on every sync answer (SPEC 7.9).
+    public static var epochHeader: String { "clinicsync-store-epoch" }
+    /// The `acknowledged` counter a terminal was last told, on its sync requests (SPEC 7.9).
+    public static var acknowledgedHeader: String { "clinicsync-acknowledged" }
 
     /// - Parameters:
     ///   - random: draws device tokens; inject a seeded source for deterministic runs.
@@ -95,7 +102,8 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
 
     /// Handles one request as the HTTP server would, and never throws: every failure is a problem response.
     /// `/v1/sync` authenticates before it looks at the body (SPEC 8.3).
-    public func handle(path: String, authorization: String?, contentEncoding: String?, body: [UInt8]) async -> EndpointResponse {
+    public func handle(path: String, authorization: String?, contentEncoding: String?, body: [UInt8],
+                       headers: [String: String] = [:]) async -> EndpointResponse {
         do {
             switch path {
             case "/v1/enroll":
@@ -106,7 +114,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
                 var logger = logger
                 logger[metadataKey: "device"] = .string(device.id)
                 try requireDeflate(contentEncoding)
-                return try await sync(device, compressed: body, logger: logger)
+                return try await sync(device, compressed: body, evidence: Self.evidence(headers), logger: logger)
             default:
                 return Problem(.notFound, "not_found", "no endpoint \(path)").endpointResponse
             }
@@ -157,16 +165,21 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
     }
 
     /// `POST /v1/sync` for an authenticated device, after the encoding check: steps 5–12.
-    func sync(_ device: Device, compressed body: [UInt8], logger: Logger) async throws -> EndpointResponse {
+    func sync(_ device: Device, compressed body: [UInt8], evidence: SyncEvidence, logger: Logger) async throws -> EndpointResponse {
         let started = ContinuousClock.now
         let frame = try readFrame(body, as: SyncRequest.self, logger: logger)
-        let outcome = try await mapStoreErrors { try await store.sync(frame, from: device, limits: limits) }
+        let outcome = try await mapStoreErrors { try await store.sync(frame, from: device, limits: limits, evidence: evidence) }
+        if outcome.detectedRestore {
+            logger.warning("store restored from an older copy: a terminal knew more than it holds; new epoch, terminals will re-send what they hold",
+                           metadata: ["epoch": .string(outcome.epoch)])
+        }
         metrics.accepted.increment(by: Int64(outcome.accepted))
         metrics.rejected.increment(by: Int64(outcome.rejected))
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
-        let response = frameResponse(FrameCodec.encode(outcome.response))
+        var response = frameResponse(FrameCodec.encode(outcome.response))
+        response.headers[Self.epochHeader] = outcome.epoch
         metrics.syncLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-        logger.debug("sync", metadata: [
+        logger.info("sync", metadata: [
             "pushed": .stringConvertible(frame.changes.count), "accepted": .stringConvertible(outcome.accepted),
             "rejected": .stringConvertible(outcome.rejected), "conflicts": .stringConvertible(outcome.conflicts),
             "pulled": .stringConvertible(outcome.response.changes.count), "cursor": .stringConvertible(outcome.response.cursor),
@@ -197,6 +210,11 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         }
     }
 
+    /// What the request's headers say the terminal knows. A malformed value is no evidence.
+    static func evidence(_ headers: [String: String]) -> SyncEvidence {
+        SyncEvidence(acknowledged: headers[acknowledgedHeader].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil })
+    }
+
     private func frameResponse(_ body: [UInt8]) -> EndpointResponse {
         let compressed = Deflate.compress(body)
         metrics.bytesOutInflated.increment(by: Int64(body.count))
@@ -221,8 +239,7 @@ extension Problem {
 
     /// The `application/problem+json` body (RFC 9457).
     var jsonBody: [UInt8] {
-        let body = Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code)
-        return Array((try? JSONEncoder().encode(body)) ?? Data())
+        Array((try? JSONEncoder().encode(body)) ?? Data())
     }
 
     var endpointResponse: EndpointResponse {

@@ -78,6 +78,20 @@ struct Knowledge: Sendable {
     var oracle = MergedState()
     var expectedConflicts: [ExpectedConflict] = []
 
+    /// The server gave `device` a new replica id (SPEC 7.8): its pending writes will reach the server
+    /// under it, same counters, same clock readings, once the device hears of it.
+    mutating func reassign(device: String, to replica: ReplicaID) {
+        let moving = writes.filter { $0.value.device == device && $0.key.replica != replica && $0.value.status == .pending }
+        for (key, record) in moving {
+            var moved = record
+            moved.key = WriteKey(replica: replica, counter: key.counter)
+            moved.change.version.replica = replica
+            writes[key] = nil
+            writes[moved.key] = moved
+            seen[device, default: [:]][CellKey(moved.change), default: []].insert(moved.change.version)
+        }
+    }
+
     /// A local write happened: remember what its author had seen of the cell.
     mutating func recordLocal(device: String, key: WriteKey, change: Change, step: Int) {
         let cell = CellKey(change)

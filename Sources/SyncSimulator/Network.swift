@@ -61,6 +61,7 @@ struct DelayedRequest: Sendable {
     var path: String
     var token: String?
     var body: [UInt8]
+    var headers: [String: String]
 }
 
 /// Everything the network and the observers share, behind one lock.
@@ -76,6 +77,8 @@ struct NetworkState: Sendable {
     var crashed: Set<String> = []
     var replicas: [String: ReplicaID] = [:]
     var knowledge = Knowledge()
+    /// Replica ids the server re-assigned (SPEC 7.8), by device, as soon as it did.
+    var reassigned: [String: ReplicaID] = [:]
     var labels = Labels()
     var trace: [TraceEvent] = []
     var stats = NetworkStats()
@@ -119,7 +122,7 @@ public final class Network: @unchecked Sendable {
         InMemoryTransport(network: self, device: device)
     }
 
-    func post(from device: String, path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
+    func post(from device: String, path: String, body: [UInt8], token: String?, headers: [String: String] = [:]) async throws -> TransportResponse {
         let (partitioned, fault) = withState { state -> (Bool, NetworkFault?) in
             state.stats.requests += 1
             if state.partitioned.contains(device) { return (true, nil) }
@@ -142,19 +145,19 @@ public final class Network: @unchecked Sendable {
         case .delay:
             withState {
                 $0.stats.delayed += 1
-                $0.delayed.append(DelayedRequest(device: device, path: path, token: token, body: body))
+                $0.delayed.append(DelayedRequest(device: device, path: path, token: token, body: body, headers: headers))
             }
             log("net", "\(device) → \(path): request delayed (held back)", rows: rows(inRequest: body))
             throw SyncError.offline("simulated: request timed out")
         default:
             break
         }
-        var response = await deliver(from: device, path: path, body: body, token: token)
+        var response = await deliver(from: device, path: path, body: body, token: token, headers: headers)
         switch fault {
         case .duplicate:
             withState { $0.stats.duplicated += 1 }
             log("net", "\(device) → \(path): request duplicated", rows: rows(inRequest: body))
-            response = await deliver(from: device, path: path, body: body, token: token)
+            response = await deliver(from: device, path: path, body: body, token: token, headers: headers)
         case .dropResponse:
             withState { $0.stats.droppedResponses += 1 }
             log("net", "\(device) ← \(path): response dropped", rows: rows(inRequest: body))
@@ -178,7 +181,7 @@ public final class Network: @unchecked Sendable {
             withState { $0.knowledge.recordHeard(device: device, response: frame) }
         }
         withState { $0.stats.delivered += 1 }
-        return TransportResponse(status: response.status, contentType: response.contentType, body: response.body)
+        return TransportResponse(status: response.status, contentType: response.contentType, body: response.body, headers: response.headers)
     }
 
     /// Delivers every held-back request now, oldest first; their answers go nowhere.
@@ -190,17 +193,23 @@ public final class Network: @unchecked Sendable {
         for request in delayed {
             withState { $0.stats.deliveredLate += 1 }
             log("net", "\(request.device) → \(request.path): delayed request arrives late", rows: rows(inRequest: request.body))
-            _ = await deliver(from: request.device, path: request.path, body: request.body, token: request.token)
+            _ = await deliver(from: request.device, path: request.path, body: request.body, token: request.token, headers: request.headers)
         }
     }
 
     /// Runs one request through the endpoint and records what the server did with it.
-    private func deliver(from device: String, path: String, body: [UInt8], token: String?) async -> EndpointResponse {
-        let response = await server.endpoint.handle(path: path, authorization: token.map { "Bearer \($0)" }, contentEncoding: "deflate", body: body)
+    private func deliver(from device: String, path: String, body: [UInt8], token: String?, headers: [String: String]) async -> EndpointResponse {
+        let response = await server.endpoint.handle(path: path, authorization: token.map { "Bearer \($0)" }, contentEncoding: "deflate", body: body,
+                                                    headers: headers)
         let now = time.milliseconds
         if response.status != 200 {
             let code = Self.problemCode(response.body) ?? "HTTP \(response.status)"
+            let replica = code == "replica_rolled_back" ? Self.problemReplica(response.body) : nil
             withState { state in
+                if let replica, state.reassigned[device] != replica {
+                    state.reassigned[device] = replica
+                    state.knowledge.reassign(device: device, to: replica)
+                }
                 state.stats.problems[code, default: 0] += 1
                 if response.status >= 500 { state.serverFailures.append("step \(state.step): \(device) \(path) answered \(response.status) \(code)") }
                 state.log("server", "\(device) \(path) → \(response.status) \(code)", rows: [], time: now)
@@ -257,6 +266,11 @@ public final class Network: @unchecked Sendable {
         struct Problem: Decodable { var code: String }
         return try? JSONDecoder().decode(Problem.self, from: Data(body)).code
     }
+
+    static func problemReplica(_ body: [UInt8]) -> ReplicaID? {
+        struct Problem: Decodable { var replica: String? }
+        return (try? JSONDecoder().decode(Problem.self, from: Data(body)))?.replica.flatMap(ReplicaID.init)
+    }
 }
 
 /// A device's ``SyncTransport`` in a simulation: every request goes through the simulated ``Network``
@@ -269,5 +283,9 @@ public struct InMemoryTransport: SyncTransport {
     /// Sends the request through the simulated network to the server's ``SyncEndpoint``.
     public func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
         try await network.post(from: device, path: path, body: body, token: token)
+    }
+
+    public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
+        try await network.post(from: device, path: path, body: body, token: token, headers: headers)
     }
 }

@@ -126,7 +126,7 @@ extension Simulation {
             let pending = try device.replica.status().pendingChanges
             if pending > 0 { found.append(Violation(check: "outbox-drained", message: "\(device.name) still has \(pending) unacknowledged changes")) }
             let deadLetters = Set(try device.replica.writer.read { db in try Int64.fetchAll(db, sql: "SELECT counter FROM sync_dead_letter") }.map(UInt64.init))
-            for key in knowledge.writes.keys.sorted() where key.replica == device.replicaID {
+            for key in knowledge.writes.keys.sorted() where knowledge.writes[key]!.device == device.name {
                 let write = knowledge.writes[key]!
                 let row = RowKey(write.change.table, write.change.row)
                 let enquiry = write.change.table == .enquiryNote ? labels.noteEnquiry[write.change.row] ?? write.change.row : write.change.row

@@ -63,6 +63,8 @@ final class SimulatedDevice {
     var replica: Replica
     var engine: SyncEngine
     var replicaID = ReplicaID(0)
+    /// The replica id last read from the file.
+    var lastKnownReplica = ReplicaID(0)
     /// The highest outbox counter the simulator has recorded as a local write.
     var recordedCounter: Int64 = 0
     /// The clock high-water mark last read from the file.
@@ -185,6 +187,7 @@ public final class Simulation {
         let device = SimulatedDevice(name: name, branch: branch, role: role, path: path, clock: clock, transport: transport, replica: replica,
                                      pageSize: pageSize, pushBatchSize: pushBatchSize)
         device.replicaID = identity.replica
+        device.lastKnownReplica = identity.replica
         device.lastHLC = try readHLC(device)
         devices.append(device)
         network.withState { $0.replicas[name] = identity.replica }
@@ -347,6 +350,8 @@ public final class Simulation {
 
     /// Records the outbox entries a device added since the last call, with what it had seen of each cell.
     func recordLocalWrites(_ device: SimulatedDevice) throws {
+        // Writes made after the server re-assigned the replica id reach it under the new one.
+        if let reassigned = network.withState({ $0.reassigned[device.name] }) { device.replicaID = reassigned }
         let after = device.recordedCounter
         let rows = try device.replica.writer.read { db in
             try Row.fetchAll(db, sql: "SELECT counter, tbl, row, col, value, hlc, base_seq FROM sync_outbox WHERE counter > ? ORDER BY counter", arguments: [after])
@@ -390,8 +395,20 @@ public final class Simulation {
             try restart(device)
             log(device.name, "restarted after crashing mid-sync (replica reopened from its file)")
         }
+        try followReplicaChange(device)
         // A re-stamp (after a clock fix) rewrites outbox entries: pick up their new versions.
         try refreshPendingVersions(device)
+    }
+
+    /// The client carries on under a new replica id when the server takes a push for one from a
+    /// restored file (SPEC 7.8; here, a late request re-using counters the client had withdrawn):
+    /// its pending writes are now the new id's, same counters, same clock readings.
+    private func followReplicaChange(_ device: SimulatedDevice) throws {
+        guard let current = try device.replica.identity()?.replica, current != device.lastKnownReplica else { return }
+        device.lastKnownReplica = current
+        device.replicaID = current
+        network.withState { $0.knowledge.reassign(device: device.name, to: current) }
+        log(device.name, "carries on as replica \(current)")
     }
 
     /// Outbox entries whose version changed since they were recorded (the client re-stamps versions

@@ -18,10 +18,70 @@ package enum StorageConfiguration {
     }
 
     /// Moves every WAL frame into the database and truncates the WAL file, so that values removed
-    /// by an erasure survive in no WAL frame.
-    package static func checkpointTruncating(_ writer: any DatabaseWriter) throws {
-        try writer.writeWithoutTransaction { db in
-            _ = try db.checkpoint(.truncate)
+    /// by an erasure survive in no WAL frame and no stale page (SPEC 7.6).
+    ///
+    /// A reader holding an older snapshot (a backup, a report, another process mid-read) blocks it:
+    /// SQLite must keep the old pages for that reader. Then the erasure, already committed, is not
+    /// failed: the scrub is recorded as pending and finished by ``finishPendingScrub(_:)``, which the
+    /// next sync, write or open calls, once the reader has let go. Returns whether the scrub is done.
+    @discardableResult
+    package static func checkpointTruncating(_ writer: any DatabaseWriter) -> Bool {
+        do {
+            try writer.writeWithoutTransaction { db in try checkpoint(db) }
+            return true
+        } catch {
+            try? writer.writeWithoutTransaction { db in try markScrubPending(db) }
+            return false
         }
     }
+
+    /// Finishes a scrub an earlier erasure could not (see ``checkpointTruncating(_:)``); cheap when
+    /// there is none. Returns whether none is pending afterwards.
+    @discardableResult
+    package static func finishPendingScrub(_ writer: any DatabaseWriter) -> Bool {
+        guard isScrubPending(writer) else { return true }
+        return checkpointTruncating(writer)
+    }
+
+    package static func isScrubPending(_ writer: any DatabaseWriter) -> Bool {
+        (try? writer.read { db in try isScrubPending(db) }) ?? false
+    }
+
+    /// The same from async code, which must not block a cooperative thread on a connection (the
+    /// server's request handlers, the sync engine).
+    @discardableResult
+    package static func finishPendingScrub(_ writer: any DatabaseWriter) async -> Bool {
+        guard (try? await writer.read({ db in try isScrubPending(db) })) ?? false else { return true }
+        return await checkpointTruncating(writer)
+    }
+
+    @discardableResult
+    package static func checkpointTruncating(_ writer: any DatabaseWriter) async -> Bool {
+        do {
+            try await writer.writeWithoutTransaction { db in try checkpoint(db) }
+            return true
+        } catch {
+            try? await writer.writeWithoutTransaction { db in try markScrubPending(db) }
+            return false
+        }
+    }
+
+    private static func isScrubPending(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey]) ?? false
+    }
+
+    private static func checkpoint(_ db: Database) throws {
+        // Wait a little for readers, not the full busy timeout: the erasure is committed already.
+        try db.execute(sql: "PRAGMA busy_timeout = 2000")
+        defer { try? db.execute(sql: "PRAGMA busy_timeout = 10000") }
+        let (log, checkpointed) = try db.checkpoint(.truncate)
+        guard log <= 0 || log == checkpointed else { throw DatabaseError(resultCode: .SQLITE_BUSY) }
+        try db.execute(sql: "DELETE FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey])
+    }
+
+    private static func markScrubPending(_ db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_meta (key, value) VALUES (?, 1)", arguments: [scrubPendingKey])
+    }
+
+    static let scrubPendingKey = "wal_scrub_pending"
 }

@@ -18,6 +18,101 @@ struct DaemonTests {
         }
     }
 
+    @Test func backoffIsCappedAtTheIntervalByDefault() {
+        let configuration = SyncDaemonConfiguration(interval: .seconds(5), initialBackoff: .seconds(1))
+        var generator = SplitMix64(seed: 3)
+        for failures in 1...40 {
+            #expect(configuration.delay(afterFailures: failures, using: &generator) <= .seconds(5), "failure \(failures)")
+        }
+    }
+
+    /// One sync attempt the daemon made, at virtual time `at`.
+    struct Attempt: Equatable {
+        var at: Duration
+        var succeeded: Bool
+    }
+
+    /// Runs a daemon on virtual time against a server that is down during `outage`, until `end`.
+    /// `poke`, called whenever the daemon waits, may call ``SyncDaemon/syncNow()`` and return true;
+    /// time then stands still until the daemon waits again.
+    static func attempts(
+        configuration: SyncDaemonConfiguration, seed: UInt64, outage: @escaping @Sendable () -> Range<Duration>, until end: Duration,
+        poke: @escaping @Sendable (SyncDaemon, TestClock) -> Bool = { _, _ in false }
+    ) async -> [Attempt] {
+        let clock = TestClock()
+        let log = Log()
+        let daemon = SyncDaemon(configuration: configuration, logger: Harness.logger, seed: seed, sleep: { try await clock.sleep($0) }) {
+            let now = clock.now
+            let up = !outage().contains(now)
+            log.append(Attempt(at: now, succeeded: up))
+            guard up else { throw SyncError.offline("virtual outage") }
+            return SyncSummary()
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await daemon.run() }
+            var sleeps = 0
+            while clock.now < end {
+                sleeps = await clock.waitForSleeps(after: sleeps)
+                if poke(daemon, clock) { continue }
+                clock.advanceToNextDeadline()
+            }
+            group.cancelAll()
+        }
+        return log.all
+    }
+
+    @Test(arguments: [17, 95, 600, 7_200])
+    func theFirstSyncAfterAnOutageComesWithinOneIntervalAndThenOnTheInterval(outageSeconds: Int) async throws {
+        let interval = Duration.seconds(5)
+        let returns = Duration.seconds(12 + outageSeconds)
+        let attempts = await Self.attempts(
+            configuration: SyncDaemonConfiguration(interval: interval, initialBackoff: .seconds(1)), seed: 42,
+            outage: { Duration.seconds(12)..<returns }, until: returns + .seconds(60))
+        #expect(attempts.first == Attempt(at: .zero, succeeded: true), "a sync at start")
+        #expect(attempts.contains { !$0.succeeded }, "the outage was noticed")
+        let after = attempts.filter { $0.at >= returns }
+        let first = try #require(after.first)
+        #expect(first.succeeded)
+        #expect(first.at - returns <= interval, "first sync at \(first.at), the server returned at \(returns)")
+        let times = after.map(\.at)
+        #expect(after.count >= 10 && after.allSatisfy { $0.succeeded })
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == interval }, "then on the interval: \(times)")
+    }
+
+    @Test func retriesAreJitteredPerTerminal() async {
+        let configuration = SyncDaemonConfiguration(interval: .seconds(5), initialBackoff: .seconds(1))
+        let a = await Self.attempts(configuration: configuration, seed: 1, outage: { Duration.seconds(12)..<Duration.seconds(120) }, until: .seconds(120))
+        let b = await Self.attempts(configuration: configuration, seed: 2, outage: { Duration.seconds(12)..<Duration.seconds(120) }, until: .seconds(120))
+        let failuresA = a.filter { !$0.succeeded }.map(\.at), failuresB = b.filter { !$0.succeeded }.map(\.at)
+        #expect(failuresA.count > 10 && failuresB.count > 10)
+        #expect(Set(failuresA).intersection(failuresB).count <= 1, "two terminals retried in lockstep: \(failuresA) \(failuresB)")
+        let gaps = Set(zip(failuresA.dropFirst(4), failuresA.dropFirst(5)).map { $1 - $0 })
+        #expect(gaps.count > 1, "retries at the backoff cap are jittered, not fixed: \(gaps)")
+    }
+
+    @Test func syncNowDuringALongBackoffSyncsAtOnceAndResumesTheInterval() async throws {
+        // The server returns in the middle of a long backoff; the operator signals the daemon (SIGUSR1).
+        let interval = Duration.seconds(5)
+        let returns = Returns()
+        let attempts = await Self.attempts(
+            configuration: SyncDaemonConfiguration(interval: interval, initialBackoff: .seconds(1), maxBackoff: .seconds(120)), seed: 7,
+            outage: { Duration.seconds(12)..<(returns.at ?? Duration.seconds(1_000_000)) }, until: .seconds(600)
+        ) { daemon, clock in
+            guard returns.at == nil, clock.now > .seconds(200), let deadline = clock.nextDeadline, deadline - clock.now > interval * 3 else { return false }
+            returns.at = clock.now + interval
+            clock.advance(to: clock.now + interval)
+            daemon.syncNow()
+            return true
+        }
+        let back = try #require(returns.at, "the test reached a long backoff")
+        let after = attempts.filter { $0.at >= back }
+        #expect(after.first == Attempt(at: back, succeeded: true), "the signalled sync ran at once")
+        #expect(after.allSatisfy { $0.succeeded })
+        let times = after.map(\.at)
+        #expect(times.count >= 30)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == interval }, "then on the interval: \(times)")
+    }
+
     @Test func notifiesSystemdOverItsSocket() throws {
         let path = NSTemporaryDirectory() + "notify-\(UUID().uuidString.prefix(8)).sock"
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
@@ -46,7 +141,8 @@ struct DaemonTests {
             let group = ServiceGroup(configuration: .init(services: [daemon], logger: Harness.logger))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                let deadline = ContinuousClock.now + .seconds(10)
+                // A bound on waiting, not a timing assertion: generous, since CI machines may be loaded.
+                let deadline = ContinuousClock.now + .seconds(120)
                 while try a.replica.status().pendingChanges > 0 && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(50))
                 }
@@ -60,8 +156,27 @@ struct DaemonTests {
                 let stopping = ContinuousClock.now
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
-                #expect(ContinuousClock.now - stopping < .seconds(5), "graceful stop between cycles")
+                #expect(ContinuousClock.now - stopping < .seconds(30), "graceful stop between cycles, not after a timeout")
             }
         }
+    }
+}
+
+/// Attempts recorded from the daemon's sync action.
+final class Log: @unchecked Sendable {
+    private let lock = NSLock()
+    private var attempts: [DaemonTests.Attempt] = []
+    func append(_ attempt: DaemonTests.Attempt) { lock.withLock { attempts.append(attempt) } }
+    var all: [DaemonTests.Attempt] { lock.withLock { attempts } }
+    var count: Int { lock.withLock { attempts.count } }
+}
+
+/// When the virtual server came back.
+final class Returns: @unchecked Sendable {
+    private let lock = NSLock()
+    private var time: Duration?
+    var at: Duration? {
+        get { lock.withLock { time } }
+        set { lock.withLock { time = newValue } }
     }
 }

@@ -75,9 +75,13 @@ final class FaultyTransport: SyncTransport, @unchecked Sendable {
     var callCount: Int { lock.withLock { calls } }
 
     func post(_ path: String, body: [UInt8], token: String?) async throws -> TransportResponse {
+        try await post(path, body: body, token: token, headers: [:])
+    }
+
+    func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
         let call = lock.withLock { calls += 1; return calls }
         if failBeforeCalls.contains(call) { throw SyncError.offline("injected: link down before call \(call)") }
-        let response = try await base.post(path, body: body, token: token)
+        let response = try await base.post(path, body: body, token: token, headers: headers)
         if loseResponseOfCalls.contains(call) { throw SyncError.offline("injected: response of call \(call) lost") }
         return response
     }

@@ -36,6 +36,14 @@ struct SyncSimulatorTests {
         #expect(report.passed, "\(report.text)")
     }
 
+    /// Longer runs that once diverged: a move and an edit of one enquiry in one push recorded the
+    /// conflict, and its `resolved` flag, under the branch the enquiry had just left.
+    @Test(arguments: [(25, FaultSet([.drop, .crash, .move, .erase])), (217, FaultSet.all)])
+    func regressionSeedsAt200StepsPass(_ seed: Int, _ faults: FaultSet) async throws {
+        let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 200, faults: faults))
+        #expect(report.passed, "\(report.text)")
+    }
+
     @Test func theSameSeedGivesTheSameTraceAndJSON() async throws {
         let configuration = SimulationConfiguration(seed: 424_242, terminals: 4, steps: 60, faults: .all)
         let first = try await SimulationRunner.run(configuration)

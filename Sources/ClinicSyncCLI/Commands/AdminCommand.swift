@@ -9,10 +9,41 @@ struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Manage branches, devices, content, conflicts and erasure on the server's data folder.",
-        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self])
+        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, MarkRestored.self])
 
     struct Branch: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add or list branches.", subcommands: [Add.self, List.self])
+        static let configuration = CommandConfiguration(abstract: "Add, import or list branches.", subcommands: [Add.self, Import.self, List.self])
+
+        /// Branch ids are slugs: they appear in URLs, file names and scopes.
+        static func isValidID(_ id: String) -> Bool {
+            id.range(of: "^[a-z0-9][a-z0-9-]*$", options: .regularExpression) != nil
+        }
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add (or update) the branches of a JSON file, e.g. fixtures/branches.json.",
+                discussion: "Like `branch add`, it creates the data folder's store if there is none.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "A JSON array of {\"id\", \"name\", \"address\", \"phone\"}.") var file: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let branches: [BranchInfo]
+                do {
+                    branches = try ContentImporter.branches(at: file)
+                } catch let error as ContentImporter.ImportError {
+                    throw CLIError(error.description)
+                }
+                for branch in branches where !Branch.isValidID(branch.id) {
+                    throw CLIError("\(file): branch id '\(branch.id)' must be lowercase letters, digits and dashes; nothing was imported")
+                }
+                let store = try data.store(creating: true)
+                for branch in branches { try await store.saveBranch(id: branch.id, name: branch.name, address: branch.address, phone: branch.phone) }
+                if output.json { try Output.json(["imported": branches.map(\.id)]) } else {
+                    print("imported \(branches.count) branch\(branches.count == 1 ? "" : "es"): \(branches.map(\.id).joined(separator: ", "))")
+                }
+            }
+        }
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Add a branch (or update its details).")
@@ -24,13 +55,14 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func validate() throws {
-                guard id.range(of: "^[a-z0-9][a-z0-9-]*$", options: .regularExpression) != nil else {
+                guard Branch.isValidID(id) else {
                     throw ValidationError("--id must be lowercase letters, digits and dashes, e.g. harley-street")
                 }
             }
 
             func run() async throws {
-                let store = try SQLiteServerStore(directory: data.data)
+                // The first step of a new deployment: the one admin command that creates a store.
+                let store = try data.store(creating: true)
                 try await store.saveBranch(id: id, name: name, address: address, phone: phone)
                 if output.json { try Output.json(["id": id, "name": name]) } else { print("branch \(id) saved") }
             }
@@ -42,7 +74,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let branches = try SQLiteServerStore(directory: data.data).branches()
+                let branches = try data.store().branches()
                 if output.json { try Output.json(branches) } else {
                     print(Output.table(["ID", "NAME", "ADDRESS"], branches.map { [$0.id, $0.name, $0.address ?? ""] }))
                 }
@@ -52,7 +84,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct DeviceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "device", abstract: "Issue enrollment codes, list and revoke devices.", subcommands: [Add.self, List.self, Revoke.self])
+            commandName: "device", abstract: "Issue enrollment codes, list, revoke and remove devices.", subcommands: [Add.self, List.self, Revoke.self, Remove.self])
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -69,7 +101,7 @@ struct AdminCommand: AsyncParsableCommand {
             }
 
             func run() async throws {
-                let store = try SQLiteServerStore(directory: data.data)
+                let store = try data.store()
                 let (device, code) = try await store.issueEnrollmentCode(branch: branch, name: name, role: DeviceRole(name: role)!)
                 if output.json {
                     try Output.json(["device": device.id, "branch": device.branch, "code": code])
@@ -81,19 +113,50 @@ struct AdminCommand: AsyncParsableCommand {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List devices.")
+            static let configuration = CommandConfiguration(
+                abstract: "List devices, with the replica id each enrolled as and whether it has gone stale.",
+                discussion: "A device is stale when it is enrolled, not revoked, and has not synced for --stale-after seconds.")
             @OptionGroup var data: DataOption
+            @Option(help: ArgumentHelp("Seconds without a sync after which a device is stale.", valueName: "seconds")) var staleAfter = 3_600.0
             @OptionGroup var output: JSONFlag
 
-            func run() async throws {
-                let devices = try await SQLiteServerStore(directory: data.data).devices()
-                if output.json { try Output.json(devices) } else {
-                    let formatter = ISO8601DateFormatter()
-                    print(Output.table(["ID", "NAME", "BRANCH", "ROLE", "STATE", "LAST SEEN"], devices.map { device in
-                        let state = device.isRevoked ? "revoked" : device.enrolledAt == nil ? "awaiting enrollment" : "enrolled"
-                        return [device.id, device.name, device.branch, device.role.name, state, device.lastSeenAt.map(formatter.string(from:)) ?? "-"]
-                    }))
+            /// One device as listed: the device, its state in words, and the stale flag.
+            struct Listed: Encodable {
+                var device: Device
+                var state: String
+                var stale: Bool
+
+                func encode(to encoder: any Encoder) throws {
+                    try device.encode(to: encoder)
+                    var container = encoder.container(keyedBy: Keys.self)
+                    try container.encode(state, forKey: .state)
+                    try container.encode(stale, forKey: .stale)
                 }
+
+                enum Keys: String, CodingKey { case state, stale }
+            }
+
+            static func listing(_ devices: [Device], now: Date, staleAfter: TimeInterval) -> [Listed] {
+                devices.map { device in
+                    let stale = device.isStale(now: now, threshold: staleAfter)
+                    let state = device.isRevoked ? "revoked" : device.enrolledAt == nil ? "awaiting enrollment" : stale ? "STALE" : "enrolled"
+                    return Listed(device: device, state: state, stale: stale)
+                }
+            }
+
+            static func table(_ listed: [Listed], now: Date) -> String {
+                let formatter = ISO8601DateFormatter()
+                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SEEN"], listed.map { item in
+                    let device = item.device
+                    let seen = device.lastSeenAt.map { "\(formatter.string(from: $0)) (\(Output.age(now.timeIntervalSince($0))) ago)" } ?? "never"
+                    return [device.id, device.name, device.replica?.description ?? "-", device.branch, device.role.name, item.state, seen]
+                })
+            }
+
+            func run() async throws {
+                let now = Date()
+                let listed = Self.listing(try await data.store().devices(), now: now, staleAfter: staleAfter)
+                if output.json { try Output.json(listed) } else { print(Self.table(listed, now: now)) }
             }
         }
 
@@ -104,8 +167,22 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let device = try await SQLiteServerStore(directory: data.data).revokeDevice(id: id)
+                let device = try await cliErrors { try await data.store().revokeDevice(id: id) }
                 if output.json { try Output.json(device) } else { print("device \(device.id) revoked") }
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a revoked or never-enrolled device from the list.",
+                discussion: "An enrolled device must be revoked first. What it synced stays on the server.")
+            @OptionGroup var data: DataOption
+            @Argument(help: "The device id.") var id: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let device = try await cliErrors { try await data.store().removeDevice(id: id) }
+                if output.json { try Output.json(["removed": device.id]) } else { print("device \(device.id) (\(device.name)) removed") }
             }
         }
     }
@@ -124,7 +201,12 @@ struct AdminCommand: AsyncParsableCommand {
 
             func run() async throws {
                 let items = try ContentImporter.items(at: path)
-                let store = try SQLiteServerStore(directory: data.data)
+                let store = try data.store()
+                // Content limited to a branch that does not exist would reach no terminal: most likely a typo.
+                let known = Set(try store.branches().map(\.id))
+                if let stray = items.first(where: { $0.branch.map { !known.contains($0) } ?? false }), let branch = stray.branch {
+                    throw CLIError("content '\(stray.id)' is for branch '\(branch)', which does not exist; add it with `clinic-sync admin branch add` first; nothing was imported")
+                }
                 try await store.write(items.flatMap(\.cells))
                 if output.json { try Output.json(["imported": items.map(\.id)]) } else {
                     print("imported \(items.count) content item\(items.count == 1 ? "" : "s"): \(items.map(\.id).joined(separator: ", "))")
@@ -143,7 +225,7 @@ struct AdminCommand: AsyncParsableCommand {
             @OptionGroup var output: JSONFlag
 
             func run() async throws {
-                let conflicts = try await SQLiteServerStore(directory: data.data).conflicts(includeResolved: all)
+                let conflicts = try await data.store().conflicts(includeResolved: all)
                 if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
                     print(Output.table(["ID", "TABLE", "ROW", "COLUMN", "WINNER", "LOSER", "BRANCH", "STATE"], conflicts.map {
                         [String($0.id.prefix(8)), $0.table, $0.row, $0.column, $0.winnerReplica, $0.loserReplica, $0.branch, $0.resolved ? "resolved" : "open"]
@@ -162,8 +244,10 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            try await SQLiteServerStore(directory: data.data).erase(.enquiry, row: id)
-            if output.json { try Output.json(["erased": id]) } else { print("enquiry \(id) erased") }
+            let erasure = try await cliErrors { try await data.store().eraseHeld(.enquiry, row: id) }
+            if output.json { try Output.json(["id": id, "outcome": erasure == .erased ? "erased" : "already_erased"]) } else {
+                print(erasure == .erased ? "enquiry \(id) erased; terminals delete it on their next sync" : "enquiry \(id) was already erased; nothing to do")
+            }
         }
     }
 
@@ -177,7 +261,7 @@ struct AdminCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let store = try SQLiteServerStore(directory: data.data)
+            let store = try data.store()
             let branches = try branch.map { [$0] } ?? store.branches().map(\.id)
             guard !branches.isEmpty else { throw CLIError("no branches yet: add one with `clinic-sync admin branch add`") }
             let rows = SyntheticEnquiries.generate(count: enquiries, seed: seed, branches: branches)

@@ -7,7 +7,9 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run a server and three terminals at two branches on this machine and show a whole sync story.",
         discussion: """
-            No setup: SQLite files go under --dir (wiped first) and stay there for inspection, e.g.
+            No setup: SQLite files go under --dir and stay there for inspection. The folder must be new, empty \
+            or one an earlier demo run made (it leaves a .clinic-sync-demo marker); anything else is refused \
+            and nothing in it is deleted. For example:
               sqlite3 demo-data/harley-b.sqlite 'SELECT name, status FROM enquiry'
             """)
 

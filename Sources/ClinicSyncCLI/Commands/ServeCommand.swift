@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SyncServer
 
@@ -10,7 +12,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the sync server on the embedded SQLite store.",
         discussion: """
-            The store lives in DIR/server.sqlite, created and migrated on first start. Stops gracefully on \
+            The store lives in DIR/server.sqlite, created (owner-only, 0700/0600) and migrated on first start; \
+            a warning is logged at start for any store file or folder other users can read. Stops gracefully on \
             SIGTERM or SIGINT. Check it with `curl http://HOST:PORT/healthz` and `curl http://HOST:PORT/metrics`.
             """)
 
@@ -19,10 +22,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "TCP port (0 picks a free one).") var port = 8080
     @Option(help: ArgumentHelp("Largest compressed request body, in bytes.", valueName: "bytes")) var maxBody = SyncLimits().inflate.maxCompressedBytes
     @Option(help: ArgumentHelp("Largest inflated request body, in bytes.", valueName: "bytes")) var maxInflated = SyncLimits().inflate.maxInflatedBytes
+    @Option(help: ArgumentHelp("Largest inflated-to-compressed ratio of a request body (N for N:1).", valueName: "n")) var maxRatio = SyncLimits().inflate.maxRatio
     @Option(help: "Most changes in one push.") var maxChanges = SyncLimits().maxChangesPerPush
-    @Option(help: "Most cells in one pull page.") var maxPage = SyncLimits().maxPageSize
+    @Option(help: "Most cells in one pull page, whatever a client asks for.") var maxPage = SyncLimits().maxPageSize
     @Option(help: ArgumentHelp("How far ahead of the server a client clock may be, in seconds.", valueName: "seconds"))
     var maxClockDrift = Int(SyncLimits().maxClockDriftMilliseconds / 1000)
+    @Option(help: ArgumentHelp("Seconds without a sync after which /metrics counts a device as stale.", valueName: "seconds")) var staleAfter = 3_600.0
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -30,16 +35,30 @@ struct ServeCommand: AsyncParsableCommand {
         var limits = SyncLimits()
         limits.inflate.maxCompressedBytes = maxBody
         limits.inflate.maxInflatedBytes = maxInflated
+        limits.inflate.maxRatio = maxRatio
         limits.maxChangesPerPush = maxChanges
         limits.maxPageSize = maxPage
         limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000
-        let store = try SQLiteServerStore(directory: data.data)
+        let store = try data.store(creating: true)
+        // Stores made before files were created owner-only, or copied with another umask, keep their modes.
+        for (path, mode) in SQLiteServerStore.looseFiles(in: data.data) {
+            logger.warning("patient data readable by other local users", metadata: [
+                "path": .string(path), "mode": .string(String(mode, radix: 8)), "fix": .string("chmod go-rwx \(path)"),
+            ])
+        }
         let host = self.host
         let dataFolder = data.data
-        let app = buildApplication(ServerConfiguration(host: host, port: port, limits: limits), store: store, logger: logger) { port in
+        var configuration = ServerConfiguration(host: host, port: port, limits: limits)
+        configuration.staleAfter = staleAfter
+        let app = buildApplication(configuration, store: store, logger: logger) { port in
             logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
         }
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await services.run()
+        do {
+            try await services.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CLIError("cannot listen on \(host):\(port): the address is already in use (another server running?); stop it or choose another --port")
+        }
+        logger.notice("stopped")
     }
 }

@@ -22,7 +22,7 @@ struct SimulateCommand: AsyncParsableCommand {
     var faults = "all"
     @Option(help: ArgumentHelp("Replay a scenario file instead of random steps.", valueName: "file")) var scenario: String?
     @Option(help: ArgumentHelp("Run this many seeds, from --seed on, and print one summary line.", valueName: "n")) var seeds = 1
-    @Option(help: ArgumentHelp("With --seeds: simulations run at once (default: one per core).", valueName: "n"))
+    @Option(help: ArgumentHelp("With --seeds: simulations run at once (one per core unless given).", valueName: "n"))
     var parallel = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print the report as JSON (identical for identical runs).") var json = false
     @Flag(help: "Print every event of the run.") var trace = false

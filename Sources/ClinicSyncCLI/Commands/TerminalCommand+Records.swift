@@ -30,7 +30,7 @@ extension TerminalCommand {
 
             func run() throws {
                 let id = try cliErrors {
-                    try Replica.open(at: replica.db).enquiries.add(NewEnquiry(
+                    try replica.open().enquiries.add(NewEnquiry(
                         name: name, phone: phone, email: email, topic: topic, message: message,
                         preferredContact: preferredContact, consentToContact: consent))
                 }
@@ -55,7 +55,7 @@ extension TerminalCommand {
             }
 
             func run() throws {
-                let replica = try Replica.open(at: replica.db)
+                let replica = try replica.open()
                 try cliErrors { try replica.enquiries.update(id, status: status, assignedTo: assignedTo, followUpOn: followUpOn) }
                 if output.json { try Output.json(try replica.enquiries.get(id)) } else { print("enquiry \(id) updated") }
             }
@@ -70,7 +70,7 @@ extension TerminalCommand {
             @OptionGroup var output: JSONFlag
 
             func run() throws {
-                let note = try cliErrors { try Replica.open(at: replica.db).enquiries.addNote(to: id, body: text, author: author) }
+                let note = try cliErrors { try replica.open().enquiries.addNote(to: id, body: text, author: author) }
                 if output.json { try Output.json(["id": note]) } else { print(note) }
             }
         }
@@ -82,7 +82,7 @@ extension TerminalCommand {
             @OptionGroup var output: JSONFlag
 
             func run() throws {
-                let enquiries = try Replica.open(at: replica.db).enquiries.list(status: status)
+                let enquiries = try replica.open().enquiries.list(status: status)
                 if output.json { try Output.json(enquiries) } else if enquiries.isEmpty { print("no enquiries") } else {
                     print(Output.table(["ID", "CREATED", "NAME", "TOPIC", "STATUS"], enquiries.map {
                         [$0.id, $0.createdAt, $0.name, $0.topic ?? "", $0.status]
@@ -103,7 +103,7 @@ extension TerminalCommand {
             }
 
             func run() throws {
-                let replica = try Replica.open(at: replica.db)
+                let replica = try replica.open()
                 guard let enquiry = try replica.enquiries.get(id) else { throw CLIError("no enquiry \(id) on this terminal") }
                 let notes = try replica.enquiries.notes(of: id)
                 if output.json { try Output.json(Shown(enquiry: enquiry, notes: notes)); return }
@@ -123,10 +123,11 @@ extension TerminalCommand {
                 abstract: "Erase an enquiry, its notes and conflicts, here and after sync everywhere (UK GDPR erasure).")
             @OptionGroup var replica: ReplicaOption
             @Argument(help: "The enquiry id.") var id: String
+            @OptionGroup var output: JSONFlag
 
             func run() throws {
-                try cliErrors { try Replica.open(at: replica.db).enquiries.erase(id) }
-                print("enquiry \(id) erased here; sync to erase it everywhere")
+                try cliErrors { try replica.open().enquiries.erase(id) }
+                if output.json { try Output.json(["erased": id]) } else { print("enquiry \(id) erased here; sync to erase it everywhere") }
             }
         }
     }
@@ -141,7 +142,7 @@ extension TerminalCommand {
             @OptionGroup var output: JSONFlag
 
             func run() throws {
-                let items = try Replica.open(at: replica.db).content.list(kind: kind)
+                let items = try replica.open().content.list(kind: kind)
                 if output.json { try Output.json(items) } else if items.isEmpty { print("no content yet; sync first") } else {
                     print(Output.table(["SLUG", "KIND", "TITLE", "BRANCH"], items.map { [$0.slug, $0.kind, $0.title, $0.branch ?? "all"] }))
                 }
@@ -155,7 +156,7 @@ extension TerminalCommand {
             @OptionGroup var output: JSONFlag
 
             func run() throws {
-                guard let item = try Replica.open(at: replica.db).content.item(slug: slug) else { throw CLIError("no content '\(slug)' on this terminal") }
+                guard let item = try replica.open().content.item(slug: slug) else { throw CLIError("no content '\(slug)' on this terminal") }
                 if output.json { try Output.json(item); return }
                 print("# \(item.title)\n")
                 if let summary = item.summary { print("\(summary)\n") }
@@ -174,7 +175,7 @@ extension TerminalCommand {
             @OptionGroup var output: JSONFlag
 
             func run() throws {
-                let conflicts = try Replica.open(at: replica.db).conflicts.list(includeResolved: all)
+                let conflicts = try replica.open().conflicts.list(includeResolved: all)
                 if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
                     print(Output.table(["ID", "ROW", "COLUMN", "KEPT", "ALSO WRITTEN", "STATE"], conflicts.map {
                         [String($0.id.prefix(8)), "\($0.table) \($0.row)", $0.column, $0.rowDeleted ? "(row deleted)" : $0.winnerValue ?? "null",
@@ -191,11 +192,12 @@ extension TerminalCommand {
             @OptionGroup var replica: ReplicaOption
             @Argument(help: "The conflict id (a prefix is enough).") var id: String
             @Option(help: "mine, theirs, or a value.") var keep: String
+            @OptionGroup var output: JSONFlag
 
             func run() throws {
                 let resolution: Conflicts.Resolution = keep == "mine" ? .mine : keep == "theirs" ? .theirs : .value(.text(keep))
-                try cliErrors { try Replica.open(at: replica.db).conflicts.resolve(id, keep: resolution) }
-                print("conflict \(id) resolved here; sync to resolve it everywhere")
+                try cliErrors { try replica.open().conflicts.resolve(id, keep: resolution) }
+                if output.json { try Output.json(["resolved": id, "keep": keep]) } else { print("conflict \(id) resolved here; sync to resolve it everywhere") }
             }
         }
     }

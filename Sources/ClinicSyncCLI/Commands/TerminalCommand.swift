@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SyncClient
 import SyncCore
+import SyncServer
 
 /// `clinic-sync terminal`: a reception terminal's local replica — works offline, syncs when it can.
 struct TerminalCommand: AsyncParsableCommand {
@@ -10,20 +11,38 @@ struct TerminalCommand: AsyncParsableCommand {
         commandName: "terminal",
         abstract: "Work with a terminal's local replica: enroll, take enquiries, read content, sync, resolve conflicts.",
         discussion: "Every command but `enroll` and `sync` works offline. Name the replica with --db or $CLINIC_SYNC_DB.",
-        subcommands: [Enroll.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
+        subcommands: [Enroll.self, Repoint.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
 
     struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enroll this replica with a one-time code from `clinic-sync admin device add`.")
         @OptionGroup var replica: ReplicaOption
         @Option(help: "The server's URL, e.g. http://127.0.0.1:8080.") var server: String
         @Option(help: "The enrollment code.") var code: String
-        @Option(help: "A name for this terminal.") var name = ProcessInfo.processInfo.hostName
+        @Option(help: "Rename the device (default: keep the name given by `admin device add`).") var name: String?
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let identity = try await cliErrors { try await Replica.open(at: replica.db).enroll(server: server, code: code, deviceName: name) }
+            let identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "") }
             if output.json { try Output.json(identity) } else {
                 print("enrolled \(replica.db) as replica \(identity.replica) at \(identity.branch) (\(identity.role.name)); next: clinic-sync terminal sync")
+            }
+        }
+    }
+
+    struct Repoint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Point this replica at the server's new address, keeping its token, outbox and everything it holds.",
+            discussion: "For a server that moved (new host or port). `sync` and `daemon` use the new address from then on.")
+        @OptionGroup var replica: ReplicaOption
+        @Option(help: "The server's new URL, e.g. http://10.0.0.6:8080.") var server: String
+        @OptionGroup var output: JSONFlag
+
+        func run() throws {
+            let replica = try replica.open()
+            try cliErrors { try replica.repoint(server: server) }
+            let pending = try replica.status().pendingChanges
+            if output.json { try Output.json(["server": server, "pending": String(pending)]) } else {
+                print("\(replica.path) now syncs with \(server); \(pending) pending change\(pending == 1 ? "" : "s") kept; next: clinic-sync terminal sync")
             }
         }
     }
@@ -31,17 +50,17 @@ struct TerminalCommand: AsyncParsableCommand {
     struct Sync: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Push local changes and pull everything new, once.",
-            discussion: "Exit status 0 on success, 1 on error; with --json the summary (or the error) is printed as JSON.")
+            discussion: "Exit status 0 on success, 1 on error; with --json the summary (or the error) is printed as JSON. If the server moved, run `terminal repoint --server URL` first.")
         @OptionGroup var replica: ReplicaOption
         @OptionGroup var output: JSONFlag
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            let replica = try Replica.open(at: replica.db)
+            let replica = try replica.open()
             let engine = SyncEngine(replica: replica, transport: try HTTPTransport(baseURL: serverURL(replica)), logger: try log.logger("clinic-sync.terminal"))
             let interactive = Output.isInteractive && !output.json
             do {
-                let summary = try await engine.sync { progress in
+                let summary = try await engine.syncRecordingOutcome { progress in
                     guard interactive else { return }
                     Output.standardError("\rsync: ↑ \(progress.pushed) sent, \(progress.pending) pending  ↓ \(progress.pulled) received  \(progress.pages) round trips  \(progress.bytesSent + progress.bytesReceived) bytes  ")
                 }
@@ -53,7 +72,7 @@ struct TerminalCommand: AsyncParsableCommand {
                 }
             } catch let error as SyncError {
                 if interactive { Output.standardError("\n") }
-                if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? "", "detail": error.detail]) }
+                if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? error.code.rawValue, "detail": error.detail]) }
                 throw CLIError(error.description)
             }
         }
@@ -65,19 +84,34 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() throws {
-            let status = try Replica.open(at: replica.db).status()
-            if output.json { try Output.json(status); return }
+            let status = try replica.open().status()
+            if output.json { try Output.json(status) } else { print(Self.render(status).joined(separator: "\n")) }
+        }
+
+        /// The text lines: who, where, and how stale — the last success, the last failure after it, the daemon.
+        static func render(_ status: ReplicaStatus) -> [String] {
+            var lines: [String] = []
             if let identity = status.identity {
-                print("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
-                print("server       \(identity.server)")
+                lines.append("replica      \(identity.replica)  (\(identity.role.name) at \(identity.branch))")
+                lines.append("server       \(identity.server)")
             } else {
-                print("replica      not enrolled (clinic-sync terminal enroll --server URL --code CODE)")
+                lines.append("replica      not enrolled (clinic-sync terminal enroll --server URL --code CODE)")
             }
-            print("last sync    \(status.lastSyncAt ?? "never")")
-            print("pending      \(status.pendingChanges) local changes")
-            print("conflicts    \(status.openConflicts) open")
-            print("dead letters \(status.deadLetters)")
-            print("holds        \(status.enquiries) enquiries, \(status.contentItems) content items")
+            lines.append("last sync    \(status.lastSyncAt ?? "never")")
+            if let failedAt = status.lastFailureAt, failedAt >= (status.lastSyncAt ?? "") {
+                lines.append("last failure \(failedAt): \(status.lastFailure ?? "unknown error")  (failing since the last sync)")
+            }
+            switch (status.daemonPID, status.daemonRunning) {
+            case (let pid?, true): lines.append("daemon       running (pid \(pid)), last cycle \(status.daemonSeenAt ?? "?")")
+            case (let pid?, false): lines.append("daemon       not running (pid \(pid) last ran a cycle \(status.daemonSeenAt ?? "?"))")
+            case (nil, _): lines.append("daemon       never ran on this file")
+            }
+            lines.append("pending      \(status.pendingChanges) field change\(status.pendingChanges == 1 ? "" : "s") in \(status.pendingRows) row\(status.pendingRows == 1 ? "" : "s") "
+                         + "not yet acknowledged by the server (each field of a new enquiry counts)")
+            lines.append("conflicts    \(status.openConflicts) open")
+            lines.append("dead letters \(status.deadLetters)")
+            lines.append("holds        \(status.enquiries) enquiries, \(status.contentItems) content items")
+            return lines
         }
     }
 
@@ -87,7 +121,7 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() throws {
-            let letters = try Replica.open(at: replica.db).deadLetters()
+            let letters = try replica.open().deadLetters()
             if output.json { try Output.json(letters) } else if letters.isEmpty { print("no dead letters") } else {
                 print(Output.table(["COUNTER", "TABLE", "ROW", "COLUMN", "REASON", "REJECTED"], letters.map {
                     [String($0.counter), $0.table, $0.row, $0.column, $0.reason, $0.rejectedAt]
@@ -110,6 +144,8 @@ func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw CLIError(error.description)
     } catch let error as ReplicaError {
         throw CLIError(error.description)
+    } catch let error as StoreError {
+        throw CLIError(error.detail)
     }
 }
 
@@ -118,6 +154,8 @@ func cliErrors<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as ReplicaError {
         throw CLIError(error.description)
+    } catch let error as StoreError {
+        throw CLIError(error.detail)
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import SyncClient
 import SyncCore
 import SyncServer
+import SyncStorage
 
 /// The one-command tour: a server and three terminals at two branches on this machine, with real
 /// SQLite files, real HTTP on loopback and real zlib. Used by `clinic-sync demo` and by its test.
@@ -57,9 +58,41 @@ public struct Demo: Sendable {
         return candidates.first { FileManager.default.fileExists(atPath: $0 + "/content") }
     }
 
+    /// The file that marks a folder as the demo's own, so a later run may clear it.
+    static let marker = ".clinic-sync-demo"
+    static let terminalNames = ["harley-a", "harley-b", "canary-a"]
+
+    /// Everything the demo writes in its folder: a later run deletes these and nothing else.
+    static var ownEntries: Set<String> {
+        var names: Set<String> = [marker, "server"]
+        for name in terminalNames { for suffix in ["", "-wal", "-shm"] { names.insert("\(name).sqlite\(suffix)") } }
+        return names
+    }
+
+    /// Makes `directory` an empty folder of the demo's own. A folder the demo did not create (no marker)
+    /// that holds anything, or one holding files the demo does not write, is refused untouched: it may be
+    /// a real server store or someone's notes.
+    func prepareDirectory() throws {
+        let manager = FileManager.default
+        let entries = (try? manager.contentsOfDirectory(atPath: directory)) ?? []
+        let serverEntries = (try? manager.contentsOfDirectory(atPath: directory + "/server")) ?? []
+        if !entries.isEmpty {
+            let foreign = entries.filter { !Self.ownEntries.contains($0) }
+                + serverEntries.filter { !$0.hasPrefix(SQLiteServerStore.fileName) }.map { "server/" + $0 }
+            guard entries.contains(Self.marker), foreign.isEmpty else {
+                throw CLIError("\(directory) is not empty and was not created by the demo (\(foreign.sorted().prefix(3).joined(separator: ", "))); "
+                                + "nothing was deleted: pass --dir with a new or empty folder")
+            }
+            for entry in entries { try manager.removeItem(atPath: directory + "/" + entry) }
+        }
+        try PrivateFiles.createDirectory(directory)
+        guard manager.createFile(atPath: directory + "/" + Self.marker, contents: Data("made by `clinic-sync demo`; the next demo run may clear this folder\n".utf8)) else {
+            throw CLIError("cannot write in \(directory)")
+        }
+    }
+
     public func run() async throws -> Report {
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try prepareDirectory()
         let quiet = {
             var logger = Logger(label: "clinic-sync.demo")
             logger.logLevel = .critical
@@ -68,8 +101,7 @@ public struct Demo: Sendable {
 
         // 1. Head office: the embedded store, the clinic's branches and its content.
         let store = try SQLiteServerStore(directory: directory + "/server")
-        struct BranchFixture: Decodable { var id: String; var name: String; var address: String?; var phone: String? }
-        let branches = try JSONDecoder().decode([BranchFixture].self, from: Data(contentsOf: URL(fileURLWithPath: branchesFile)))
+        let branches = try ContentImporter.branches(at: branchesFile)
         for branch in branches { try await store.saveBranch(id: branch.id, name: branch.name, address: branch.address, phone: branch.phone) }
         let content = try ContentImporter.items(at: contentDirectory)
         try await store.write(content.flatMap(\.cells))
@@ -79,7 +111,7 @@ public struct Demo: Sendable {
             let url = "http://127.0.0.1:\(port)"
             say("② server listening on \(url)")
             var terminals: [(name: String, replica: Replica, engine: SyncEngine)] = []
-            for (name, branch) in [("harley-a", "harley-street"), ("harley-b", "harley-street"), ("canary-a", "canary-wharf")] {
+            for (name, branch) in zip(Self.terminalNames, ["harley-street", "harley-street", "canary-wharf"]) {
                 let (_, code) = try await store.issueEnrollmentCode(branch: branch, name: name, role: .terminal)
                 let replica = try Replica.open(at: "\(directory)/\(name).sqlite")
                 try await replica.enroll(server: url, code: code, deviceName: name)
@@ -159,3 +191,4 @@ public struct Demo: Sendable {
         }
     }
 }
+

@@ -4,62 +4,58 @@ import ServiceLifecycle
 import SyncCore
 import UnixSignals
 
-/// How the daemon paces itself.
-public struct SyncDaemonConfiguration: Sendable {
-    /// Time between syncs while the server answers.
-    public var interval: Duration = .seconds(30)
-    /// The first retry delay after a failure; doubles per failure up to `maxBackoff`.
-    public var initialBackoff: Duration = .seconds(2)
-    public var maxBackoff: Duration = .seconds(300)
-
-    public init(interval: Duration = .seconds(30), initialBackoff: Duration = .seconds(2), maxBackoff: Duration = .seconds(300)) {
-        self.interval = interval
-        self.initialBackoff = initialBackoff
-        self.maxBackoff = maxBackoff
-    }
-
-    /// The delay before the next attempt after `failures` consecutive failures, jittered into
-    /// [50%, 100%] so a branch's terminals do not all retry at the same instant after an outage.
-    public func delay<G: RandomNumberGenerator>(afterFailures failures: Int, using generator: inout G) -> Duration {
-        guard failures > 0 else { return interval }
-        let exponent = min(failures - 1, 20)
-        let nominal = min(initialBackoff * (1 << exponent), maxBackoff)
-        return nominal * Double.random(in: 0.5...1.0, using: &generator)
-    }
-}
-
-/// Runs a terminal's sync under ServiceLifecycle (and systemd): a cycle on start, then on an
-/// interval and whenever SIGUSR1 arrives; backs off with jitter while offline; reports readiness,
-/// status and watchdog pings to systemd; stops between cycles on graceful shutdown.
+/// Runs a terminal's sync under ServiceLifecycle (and systemd): a cycle on start, then one interval
+/// after each success and at once on SIGUSR1 or ``syncNow()``; backs off with per-terminal jitter
+/// while offline; reports readiness, status and watchdog pings to systemd; stops between cycles on
+/// graceful shutdown.
+///
+/// The wait before the next cycle is restarted after every cycle, so the first success after an
+/// outage (timer or signal) puts the daemon straight back on its interval.
 public struct SyncDaemon: Service {
-    let engine: SyncEngine
     let configuration: SyncDaemonConfiguration
     let notifier: SystemdNotifier
     let logger: Logger
+    let sync: @Sendable () async throws -> SyncSummary
+    let sleep: @Sendable (Duration) async throws -> Void
+    /// Seeds this daemon's jitter: random per process, so terminals do not retry in lockstep.
+    let seed: UInt64
+    /// Whether SIGUSR1 asks for a sync (off in tests, where a stray signal would end the test run).
+    let trapsSignals: Bool
+    private let wakes = DaemonWakes()
 
     public init(engine: SyncEngine, configuration: SyncDaemonConfiguration = .init(), notifier: SystemdNotifier = .init(), logger: Logger) {
-        self.engine = engine
+        var generator = SystemRandomNumberGenerator()
+        self.init(configuration: configuration, notifier: notifier, logger: logger, seed: generator.next(), trapsSignals: true,
+                  sleep: { try await Task.sleep(for: $0) }, sync: { try await engine.syncRecordingOutcome(daemon: getpid()) })
+    }
+
+    /// A daemon on an injected clock (`sleep`), jitter seed and sync action: for tests and the simulator.
+    package init(
+        configuration: SyncDaemonConfiguration, notifier: SystemdNotifier = .init(environment: [:]), logger: Logger, seed: UInt64,
+        trapsSignals: Bool = false, sleep: @escaping @Sendable (Duration) async throws -> Void,
+        sync: @escaping @Sendable () async throws -> SyncSummary
+    ) {
         self.configuration = configuration
         self.notifier = notifier
         self.logger = logger
+        self.seed = seed
+        self.trapsSignals = trapsSignals
+        self.sleep = sleep
+        self.sync = sync
     }
 
-    enum Wake: Sendable { case timer, signal }
+    /// Asks for a sync as soon as the current one (if any) ends, as SIGUSR1 does.
+    public func syncNow() {
+        wakes.post(.signal)
+    }
 
     public func run() async throws {
-        let (wakes, wake) = AsyncStream.makeStream(of: Wake.self, bufferingPolicy: .bufferingNewest(1))
-        let schedule = Schedule(configuration.interval)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    // The timer re-reads the schedule after each sleep, so backoff takes effect at once.
-                    while !Task.isCancelled {
-                        guard (try? await Task.sleep(for: schedule.next)) != nil else { return }
-                        wake.yield(.timer)
+                if trapsSignals {
+                    group.addTask {
+                        for await _ in await UnixSignalsSequence(trapping: .sigusr1) { wakes.post(.signal) }
                     }
-                }
-                group.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sigusr1) { wake.yield(.signal) }
                 }
                 if let interval = notifier.watchdogInterval {
                     group.addTask {
@@ -70,32 +66,44 @@ public struct SyncDaemon: Service {
                     }
                 }
                 notifier.ready(status: "starting first sync")
-                var generator = SystemRandomNumberGenerator()
+                var generator = SplitMix64(seed: seed)
                 var failures = 0
-                wake.yield(.timer)
-                for await reason in wakes {
-                    if Task.isShuttingDownGracefully { break }
+                var reason = DaemonWake.start
+                while reason != .stop, !Task.isCancelled, !Task.isShuttingDownGracefully {
                     failures = await cycle(reason: reason, failures: failures)
-                    schedule.next = configuration.delay(afterFailures: failures, using: &generator)
+                    reason = await wait(configuration.delay(afterFailures: failures, using: &generator))
                 }
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             notifier.stopping()
-            wake.finish()
+            wakes.post(.stop)
+        }
+    }
+
+    /// Sleeps `delay` unless a sync request or a stop comes first.
+    func wait(_ delay: Duration) async -> DaemonWake {
+        await withTaskGroup(of: DaemonWake?.self) { group in
+            group.addTask { (try? await sleep(delay)) == nil ? nil : .timer }
+            group.addTask { await wakes.next() }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            // Nil: cancelled, so the whole daemon is being cancelled.
+            return first ?? .stop
         }
     }
 
     /// One sync; returns the new count of consecutive failures.
-    func cycle(reason: Wake, failures: Int) async -> Int {
+    func cycle(reason: DaemonWake, failures: Int) async -> Int {
         do {
-            let summary = try await engine.sync()
+            let summary = try await sync()
             let status = "synced: \(summary.pushed) sent, \(summary.pulled) received, \(summary.openConflicts) open conflicts"
             notifier.status(status)
             logger.info("sync", metadata: [
                 "trigger": "\(reason)", "pushed": "\(summary.pushed)", "rejected": "\(summary.rejected)", "pulled": "\(summary.pulled)",
                 "bytes": "\(summary.bytesSent + summary.bytesReceived)", "open_conflicts": "\(summary.openConflicts)",
             ])
+            if failures > 0 { logger.notice("sync recovered", metadata: ["after_failures": "\(failures)"]) }
             return 0
         } catch let error as SyncError {
             let level: Logger.Level = error.code == .offline ? .notice : .error
@@ -107,16 +115,5 @@ public struct SyncDaemon: Service {
             notifier.status("sync failed; retrying with backoff")
             return failures + 1
         }
-    }
-}
-
-/// The delay until the next timer wake, shared between the loop and the timer task.
-private final class Schedule: @unchecked Sendable {
-    private let lock = NSLock()
-    private var delay: Duration
-    init(_ delay: Duration) { self.delay = delay }
-    var next: Duration {
-        get { lock.withLock { delay } }
-        set { lock.withLock { delay = newValue } }
     }
 }

@@ -9,6 +9,9 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     public var code: String
     public var detail: String
     public var headers: HTTPFields = [:]
+    /// Extension members of `replica_rolled_back` (SPEC 7.8): the replica to carry on as, the server's clock.
+    public var replica: ReplicaID?
+    public var clock: HLC?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String) {
         self.status = status
@@ -22,10 +25,13 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         var status: Int
         var detail: String
         var code: String
+        var replica: String?
+        /// The server's HLC as a decimal string: JSON numbers lose precision above 2^53.
+        var clock: String?
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code)
+        let body = self.body
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         let data = try JSONEncoder().encode(body)
@@ -52,8 +58,17 @@ extension Problem {
             case .clockDrift, .invalidWrite: .unprocessableContent
             case .tooManyChanges: .contentTooLarge
             case .replicaMismatch: .forbidden
-            case .unknownBranch, .unknownDevice: .notFound
+            case .replicaRolledBack: .conflict
+            case .unknownBranch, .unknownDevice, .notFound: .notFound
+            case .noStore: .serviceUnavailable
             }
         self.init(status, error.code.rawValue, error.detail)
+        replica = error.replica
+        clock = error.clock
+    }
+
+    var body: Body {
+        Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code,
+             replica: replica?.description, clock: clock.map { String($0.rawValue) })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import SyncCore
@@ -28,7 +29,9 @@ struct SyncController<Store: ServerStore>: Sendable {
         guard let device = context.device else { throw Problem(.unauthorized, "missing_token", "no device") }
         try endpoint.requireDeflate(request.headers[.contentEncoding])
         let body = try await collect(request)
-        return Self.response(try await endpoint.sync(device, compressed: body, logger: context.logger))
+        let evidence = SyncEndpoint<Store>.evidence(
+            request.headers[HTTPField.Name(SyncEndpoint<Store>.acknowledgedHeader)!].map { [SyncEndpoint<Store>.acknowledgedHeader: $0] } ?? [:])
+        return Self.response(try await endpoint.sync(device, compressed: body, evidence: evidence, logger: context.logger))
     }
 
     /// Collects at most the compressed limit (SPEC 8.3 step 5, enforced while the body is read).
@@ -44,6 +47,9 @@ struct SyncController<Store: ServerStore>: Sendable {
     private static func response(_ response: EndpointResponse) -> Response {
         var headers: HTTPFields = [.contentType: response.contentType]
         if let encoding = response.contentEncoding { headers[.contentEncoding] = encoding }
+        for (name, value) in response.headers {
+            if let name = HTTPField.Name(name) { headers[name] = value }
+        }
         return Response(status: .init(code: response.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.body)))
     }
 }

@@ -4,9 +4,33 @@ import SyncCore
 import SyncStorage
 
 extension SQLiteServerStore {
-    public func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome {
-        guard let replica = device.replica, replica == request.replica else {
+    public func sync(_ request: SyncRequest, from authenticated: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome {
+        // Invariant 10: a terminal that knows more than this store did is proof the store went back.
+        let lastSeq = try await writer.read { db in UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0) }
+        var (restored, device) = (false, authenticated)
+        if request.cursor > lastSeq || (evidence.acknowledged ?? 0) > authenticated.acknowledged {
+            // Rare: look closer, and write only then, so that a pull stays a read.
+            (restored, device) = try await writer.write { db -> (Bool, Device) in
+                var device = authenticated
+                return (try detectRestore(request, device: &device, evidence: evidence, db: db), device)
+            }
+        }
+        return try await sync(request, from: device, limits: limits, restored: restored)
+    }
+
+    private func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, restored: Bool) async throws -> SyncOutcome {
+        guard let replica = device.replica else {
             throw StoreError(.replicaMismatch, "the frame's replica is not this device's")
+        }
+        guard replica == request.replica else {
+            // A former replica of this device: its first answer (the new id) was lost, or another
+            // process on the same file has not noticed yet. Tell it again, changing nothing.
+            let former = try await writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ? AND device = ?",
+                                  arguments: [request.replica.databaseValue, device.id]) != nil
+            }
+            guard former else { throw StoreError(.replicaMismatch, "the frame's replica is not this device's") }
+            throw StoreError.rolledBack(to: replica, clock: try await writer.read { db in try Self.hybridClock(db).last })
         }
         guard request.changes.count <= limits.maxChangesPerPush else {
             throw StoreError(.tooManyChanges, "\(request.changes.count) changes in one push; the limit is \(limits.maxChangesPerPush)")
@@ -27,8 +51,12 @@ extension SQLiteServerStore {
         var acknowledged = device.acknowledged
         var rejected: [Rejection] = []
         if !request.changes.isEmpty {
-            (acknowledged, rejected, accepted, conflicts) = try await writer.write { db in
+            let outcome = try await writer.write { db in
                 try push(request, device: device, replica: replica, db: db)
+            }
+            switch outcome {
+            case .stored(let result): (acknowledged, rejected, accepted, conflicts) = result
+            case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
             }
         } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - 60 {
             try await writer.write { db in
@@ -37,27 +65,61 @@ extension SQLiteServerStore {
         }
         if request.changes.contains(where: { $0.change.operation == .erase }) {
             // Invariant 9: erased values must not linger in WAL frames.
-            try StorageConfiguration.checkpointTruncating(writer)
+            await StorageConfiguration.checkpointTruncating(writer)
+        } else {
+            // One a long reader held back earlier (SPEC 7.6).
+            await StorageConfiguration.finishPendingScrub(writer)
         }
         var response = try await writer.read { db in
             try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db)
         }
         response.acknowledged = acknowledged
         response.rejected = rejected
-        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts)
+        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
+                           epoch: try await epoch(), detectedRestore: restored)
     }
 
-    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database)
-        throws -> (UInt64, [Rejection], Int, Int)
-    {
+    /// The proofs that this store is older than what a terminal saw (SPEC 7.9): a cursor past the last
+    /// seq, an acknowledged counter above the one stored, or a replica id of this device's that the
+    /// store never heard of (given after the backup was taken; it is adopted). Any of them changes the
+    /// epoch, in the same transaction. Returns whether it did.
+    private func detectRestore(_ request: SyncRequest, device: inout Device, evidence: SyncEvidence, db: Database) throws -> Bool {
+        let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
+        let proof = request.cursor > lastSeq || (request.replica == device.replica && (evidence.acknowledged ?? 0) > device.acknowledged)
+        guard proof else { return false }
+        // Proof from a device is trusted once per time the store is opened: a restore needs a restart,
+        // and a buggy or hostile terminal must not make every terminal re-send everything at will.
+        guard try SyncMeta.get("restore_detected_by_open", in: db) as String? != openID else { return false }
+        try SyncMeta.set("restore_detected_by_open", openID, in: db)
+        if request.replica != device.replica, try !Self.isReplicaTaken(request.replica, db) {
+            // A replica id given after the backup was taken (enrollment, or 7.8): the store adopts it.
+            try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [request.replica.databaseValue, device.id])
+            try db.execute(sql: "UPDATE device SET replica = ?, acknowledged = 0 WHERE id = ?", arguments: [request.replica.databaseValue, device.id])
+            device.replica = request.replica
+            device.acknowledged = 0
+        }
+        _ = try markRestored(db)
+        return true
+    }
+
+    private enum PushOutcome {
+        case stored((UInt64, [Rejection], Int, Int))
+        /// The push re-used counters for other changes: the device now carries on as this replica.
+        case rolledBack(ReplicaID, HLC)
+    }
+
+    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database) throws -> PushOutcome {
         let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
+        if try isRolledBack(request, acknowledged: stored, replica: replica, db: db) {
+            return try carryOnUnderNewReplica(device: device, replacing: replica, db: db)
+        }
         var session = try WriteSession(db: db, store: self)
         let fresh = request.changes.filter { $0.counter > stored }
         let pending = PendingRows(fresh.map(\.change))
         var toApply: [(Change, String?)] = []
         var rejectedNow: [Rejection] = []
         for pushed in fresh {
-            switch try authorize(pushed.change, device: device, pending: pending, session: session) {
+            switch try authorize(pushed.change, device: device, pending: pending, cursor: request.cursor, session: session) {
             case .failure(let refusal):
                 rejectedNow.append(Rejection(counter: pushed.counter, reason: refusal.reason))
             case .success(let scope):
@@ -84,11 +146,57 @@ extension SQLiteServerStore {
         let acknowledged = max(stored, counters.max()!)
         try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ? WHERE id = ?",
                        arguments: [Int64(acknowledged), Double(clock.milliseconds()) / 1000, device.id])
-        return (acknowledged, rejected, toApply.count, session.conflictsRecorded)
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_push_log (replica, last_counter, fingerprints) VALUES (?, ?, ?)",
+                       arguments: [replica.databaseValue, Int64(counters.max()!), PushFingerprints(request.changes).encoded])
+        try db.execute(sql: "DELETE FROM sync_push_log WHERE replica = ? AND last_counter < ?",
+                       arguments: [replica.databaseValue, Int64(acknowledged) - Self.pushLogWindow])
+        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded))
+    }
+
+    /// How many counters back the push log reaches. A replay older than that (a request held back by
+    /// the network across this many later changes) is taken for a restore: harmless, since carrying on
+    /// under a new replica id loses nothing, only churns the id.
+    static let pushLogWindow: Int64 = 20_000
+
+    /// Invariant 10: a counter at or below the high-water mark is a replay — a retry after a lost answer,
+    /// a duplicated or late request — only if it says what it said the first time. Otherwise this file
+    /// was restored from an older copy and re-used counters its lost future had pushed (SPEC 7.8).
+    private func isRolledBack(_ request: SyncRequest, acknowledged: UInt64, replica: ReplicaID, db: Database) throws -> Bool {
+        let replayed = request.changes.filter { $0.counter <= acknowledged }
+        guard let oldest = replayed.first?.counter else { return false }
+        let logs = try Data.fetchAll(db, sql: "SELECT fingerprints FROM sync_push_log WHERE replica = ? AND last_counter >= ?",
+                                     arguments: [replica.databaseValue, Int64(oldest)])
+        // A replica that pushed only before this store kept a log: trusted, as before.
+        if logs.isEmpty, try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_push_log WHERE replica = ? LIMIT 1", arguments: [replica.databaseValue]) == nil {
+            return false
+        }
+        var known: [UInt64: UInt64] = [:]
+        for log in logs { known.merge(PushFingerprints(encoded: log).fingerprints) { first, _ in first } }
+        return replayed.contains { known[$0.counter] != $0.change.fingerprint }
+    }
+
+    /// A terminal restored from an older copy of its file re-used counters (and maybe clock readings)
+    /// that its lost future had already pushed. It gets a new replica id, next to the old one so that
+    /// re-stamping its pending versions keeps their order against everyone else's (SPEC 7.8).
+    private func carryOnUnderNewReplica(device: Device, replacing old: ReplicaID, db: Database) throws -> PushOutcome {
+        var candidates = [old.rawValue &+ 1, old.rawValue &- 1]
+        var generator = random
+        while let candidate = candidates.first, try Self.isReplicaTaken(ReplicaID(candidate), db) {
+            candidates.removeFirst()
+            // Both neighbours taken (it has happened twice in a row): any free id will do.
+            if candidates.isEmpty { candidates.append(ReplicaID.random(using: &generator).rawValue) }
+        }
+        let next = ReplicaID(candidates[0])
+        let now = Double(clock.milliseconds()) / 1000
+        try db.execute(sql: "UPDATE device_replica SET superseded_at = ? WHERE replica = ?", arguments: [now, old.databaseValue])
+        try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [next.databaseValue, device.id])
+        try db.execute(sql: "UPDATE device SET replica = ?, acknowledged = 0, last_seen_at = ? WHERE id = ?",
+                       arguments: [next.databaseValue, now, device.id])
+        return .rolledBack(next, try Self.hybridClock(db).last)
     }
 
     /// Whether a device may apply a pushed change (invariant 7): the row's scope if so, the reason if not.
-    private func authorize(_ change: Change, device: Device, pending: PendingRows, session: WriteSession) throws -> Result<String, Refusal> {
+    private func authorize(_ change: Change, device: Device, pending: PendingRows, cursor: UInt64, session: WriteSession) throws -> Result<String, Refusal> {
         let table = change.table
         if table == .conflict { return .failure(Refusal(.immutable)) }
         if device.role == .terminal && table != .enquiry && table != .enquiryNote { return .failure(Refusal(.forbidden)) }
@@ -108,12 +216,37 @@ extension SQLiteServerStore {
             if let existing = try session.version(of: key, column: column), existing != change.version { return .failure(Refusal(.immutable)) }
         }
         if device.role == .terminal {
-            if scope != device.branch { return .failure(Refusal(.outOfScope)) }
+            if try scope != device.branch && !isForwarded(change, key: key, pending: pending, from: device.branch, cursor: cursor, session: session) {
+                return .failure(Refusal(.outOfScope))
+            }
             if case .write(let column, let value, _) = change.operation, column == table.definition.branchColumn, value.text != device.branch {
                 return .failure(Refusal(.outOfScope))
             }
         }
         return .success(scope)
+    }
+
+    /// Work done on an enquiry by a terminal of the branch it has since left, before that terminal could
+    /// know — its cursor, or the base seq of the cell it edited, is above 0 and below the move's exit
+    /// for its branch: a status set or a note added offline. It follows the enquiry to its new branch
+    /// rather than being refused (SPEC 7.5).
+    private func isForwarded(_ change: Change, key: RowKey, pending: PendingRows, from branch: String, cursor: UInt64,
+                             session: WriteSession) throws -> Bool
+    {
+        guard case .write(let column, _, let baseSeq) = change.operation, column != key.table.definition.branchColumn else { return false }
+        let enquiry: String
+        switch key.table {
+        case .enquiry: enquiry = key.row
+        case .enquiryNote:
+            guard let stored = try session.noteEnquiry(key) ?? pending.noteEnquiries[key] else { return false }
+            enquiry = stored
+        default: return false
+        }
+        guard let exit = try Int64.fetchOne(session.db, sql: "SELECT max(seq) FROM sync_exit WHERE tbl = ? AND row = ? AND branch = ?",
+                                            arguments: [Int64(TableID.enquiry.rawValue), enquiry, branch])
+        else { return false }
+        let unaware = { (seen: UInt64) in seen > 0 && Int64(seen) < exit }
+        return unaware(cursor) || (key.table == .enquiry && unaware(baseSeq))
     }
 
     func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {
@@ -163,6 +296,37 @@ extension SQLiteServerStore {
     }
 }
 
+
+/// The counters of one push with the fingerprints of their changes, as stored in
+/// `sync_push_log.fingerprints`: 16 bytes a change, counter then fingerprint, little-endian.
+struct PushFingerprints {
+    let fingerprints: [UInt64: UInt64]
+
+    init(_ changes: [PushedChange]) {
+        fingerprints = Dictionary(changes.map { ($0.counter, $0.change.fingerprint) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    init(encoded data: Data) {
+        var fingerprints: [UInt64: UInt64] = [:]
+        let bytes = [UInt8](data)
+        func word(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
+        for start in stride(from: 0, to: bytes.count - 15, by: 16) {
+            fingerprints[word(start)] = word(start + 8)
+        }
+        self.fingerprints = fingerprints
+    }
+
+    var encoded: Data {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fingerprints.count * 16)
+        for (counter, fingerprint) in fingerprints {
+            for value in [counter, fingerprint] {
+                for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            }
+        }
+        return Data(bytes)
+    }
+}
 
 /// A pushed change the server will not apply, and why.
 private struct Refusal: Error {

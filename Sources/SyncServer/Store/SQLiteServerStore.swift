@@ -12,16 +12,41 @@ public struct SQLiteServerStore: ServerStore {
     let clock: any WallClock
     /// Replica ids, device ids and enrollment codes are drawn from here (seeded in the simulator).
     let random: RandomSource
+    /// Differs each time the store is opened (SPEC 7.9: a restore is trusted once per open).
+    let openID: String
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
 
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
 
-    /// Opens (creating and migrating if needed) `server.sqlite` in `directory`.
-    public init(directory: String, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+    /// The store's file in a data folder.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
+
+    /// The data folder and store files (`-wal`, `-shm` too) that others than their owner may read,
+    /// write or enter, with their modes: patient data, so `serve` warns about each at start.
+    public static func looseFiles(in directory: String) -> [(path: String, mode: Int16)] {
+        let path = path(in: directory)
+        return PrivateFiles.looserThanOwnerOnly([directory, path, path + "-wal", path + "-shm"])
+    }
+
+    /// Opens `server.sqlite` in `directory`, migrating it if needed.
+    ///
+    /// With `creating` (the default) a missing folder and file are created owner-only (0700/0600; SQLite
+    /// gives the `-wal` and `-shm` files the file's mode). Without it a missing store is an error
+    /// (``StoreError/Code/noStore``), so that a mistyped folder is refused instead of answered from a
+    /// new, empty store.
+    public init(directory: String, creating: Bool = true, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
+        let path = Self.path(in: directory)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard creating else {
+                throw StoreError(.noStore, "no server store at \(path); check --data (or $CLINIC_SYNC_DATA), or create one with `clinic-sync admin branch add --data \(directory) …`")
+            }
+            try PrivateFiles.createDirectory(directory)
+            try PrivateFiles.createFile(path)
+        }
         try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock, random: random)
     }
 
@@ -30,11 +55,16 @@ public struct SQLiteServerStore: ServerStore {
         self.writer = writer
         self.clock = clock
         self.random = random
+        var generator = random
+        openID = Self.newEpoch(using: &generator)
         try Self.migrator.migrate(writer)
         try writer.write { db in
+            var generator = random
             if try SyncMeta.get("server_replica", in: db) as Int64? == nil {
-                var generator = random
                 try SyncMeta.set("server_replica", ReplicaID.random(using: &generator).databaseValue, in: db)
+            }
+            if try SyncMeta.get(Self.epochKey, in: db) as String? == nil {
+                try SyncMeta.set(Self.epochKey, Self.newEpoch(using: &generator), in: db)
             }
         }
     }
@@ -84,7 +114,32 @@ public struct SQLiteServerStore: ServerStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-replica-rollback") { db in
+            try db.execute(sql: """
+                -- Every replica id ever handed out, so a new one is never a reused one, and a device's
+                -- former replica (before a restore of its file was detected) is recognised. Kept when the device
+                -- is removed (no foreign key): its ids stay taken.
+                CREATE TABLE device_replica (
+                    replica INTEGER PRIMARY KEY NOT NULL,
+                    device TEXT NOT NULL,
+                    superseded_at REAL
+                );
+                INSERT INTO device_replica (replica, device) SELECT replica, id FROM device WHERE replica IS NOT NULL;
+                -- The counters and fingerprints of a replica's recent pushes (SPEC 7.8), one row a push,
+                -- 16 bytes a change: a replayed counter must say what it said the first time.
+                CREATE TABLE sync_push_log (
+                    replica INTEGER NOT NULL,
+                    last_counter INTEGER NOT NULL,
+                    fingerprints BLOB NOT NULL,
+                    PRIMARY KEY (replica, last_counter)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
+    }
+
+    public func serverID() async throws -> String {
+        try await writer.read { db in try Self.serverReplica(db).description }
     }
 
     // MARK: Devices
@@ -109,15 +164,14 @@ public struct SQLiteServerStore: ServerStore {
             var device = Self.device(from: row)
             var generator = random
             var replica = ReplicaID.random(using: &generator)
-            while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
-                || replica == (try Self.serverReplica(db))
-            {
+            while try Self.isReplicaTaken(replica, db) {
                 replica = ReplicaID.random(using: &generator)
             }
             let name = deviceName.isEmpty ? device.name : deviceName
             try db.execute(
                 sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
                 arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
+            try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
             try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
             device.name = name
             device.replica = replica
@@ -184,6 +238,23 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
+    /// Deletes a revoked (or never enrolled) device and its enrollment codes. An active device must
+    /// be revoked first, so removal never cuts off a terminal by surprise. The changes it pushed stay.
+    public func removeDevice(id: String) async throws -> Device {
+        try await writer.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                throw StoreError(.unknownDevice, "no device '\(id)'")
+            }
+            let device = Self.device(from: row)
+            guard device.isRevoked || device.enrolledAt == nil else {
+                throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
+            }
+            try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+            return device
+        }
+    }
+
     static func device(from row: Row) -> Device {
         Device(
             id: row["id"], name: row["name"], branch: row["branch"],
@@ -231,14 +302,45 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func erase(_ table: TableID, row: String) async throws {
-        try await writer.write { db in
+        _ = try await erase(table, row: row, requireHeld: false)
+    }
+
+    /// What an erasure of a row the store must hold found.
+    public enum Erasure: Sendable, Equatable {
+        /// The row's values were removed now.
+        case erased
+        /// Only the tombstone of an earlier erasure was there; nothing changed.
+        case alreadyErased
+    }
+
+    /// Erases a row this store holds; a row it has never held is an error (``StoreError/Code/notFound``),
+    /// so a mistyped id is never reported as erased. Checked and erased in one transaction.
+    public func eraseHeld(_ table: TableID, row: String) async throws -> Erasure {
+        try await erase(table, row: row, requireHeld: true)
+    }
+
+    private func erase(_ table: TableID, row: String, requireHeld: Bool) async throws -> Erasure {
+        let erasure = try await writer.write { db -> Erasure in
+            if requireHeld {
+                let tombstone = try Int64.fetchOne(
+                    db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
+                if tombstone == Self.erasedTombstone { return .alreadyErased }
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
+                    throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
+                }
+            }
             var session = try WriteSession(db: db, store: self)
             let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
             try session.apply([(change, nil)])
             try session.finish()
+            return .erased
         }
-        try StorageConfiguration.checkpointTruncating(writer)
+        if erasure == .erased { await StorageConfiguration.checkpointTruncating(writer) }
+        return erasure
     }
+
+    /// `sync_cell.value` of a row's erasure tombstone (col 0; a plain delete is 1).
+    static let erasedTombstone: Int64 = 2
 
     public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
         try await writer.read { db in
@@ -250,6 +352,56 @@ public struct SQLiteServerStore: ServerStore {
                     winnerReplica: row["winner_replica"], loserReplica: row["loser_replica"], branch: row["branch"] ?? "",
                     resolved: row["resolved"] == 1, detectedAt: row["detected_at"] ?? "")
             }
+        }
+    }
+
+    /// Whether `replica` is, or ever was, some device's or the server's.
+    static func isReplicaTaken(_ replica: ReplicaID, _ db: Database) throws -> Bool {
+        try replica.rawValue == 0 || replica == serverReplica(db)
+            || Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ?", arguments: [replica.databaseValue]) != nil
+            || Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE replica = ?", arguments: [replica.databaseValue]) != nil
+    }
+
+    static let epochKey = "store_epoch"
+
+    static func newEpoch(using generator: inout RandomSource) -> String {
+        ReplicaID(generator.next()).description
+    }
+
+    /// The store's epoch (SPEC 7.9): changes whenever the store is found restored from an older copy.
+    public func epoch() async throws -> String {
+        try await writer.read { db in try SyncMeta.get(Self.epochKey, in: db) ?? "" }
+    }
+
+    public func markRestored() async throws -> String {
+        try await writer.write { db in try markRestored(db) }
+    }
+
+    func markRestored(_ db: Database) throws -> String {
+        var generator = random
+        let epoch = Self.newEpoch(using: &generator)
+        try SyncMeta.set(Self.epochKey, epoch, in: db)
+        return epoch
+    }
+
+    public func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics {
+        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+        return try await writer.read { db in
+            var statistics = StoreStatistics()
+            let since = "coalesce(last_seen_at, enrolled_at)"
+            let active = "enrolled_at IS NOT NULL AND revoked_at IS NULL"
+            let devices = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS active, coalesce(sum(\(since) < ?), 0) AS stale, min(\(since)) AS oldest FROM device WHERE \(active)
+                """, arguments: [now.timeIntervalSince1970 - staleAfter])
+            statistics.activeDevices = devices?["active"] ?? 0
+            statistics.staleDevices = devices?["stale"] ?? 0
+            statistics.oldestSyncAge = (devices?["oldest"] as Double?).map { max(0, now.timeIntervalSince1970 - $0) } ?? 0
+            statistics.openConflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_conflict WHERE resolved = 0") ?? 0
+            for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) AS n FROM sync_rejection GROUP BY reason") {
+                let name = RejectionReason(rawValue: UInt8(truncatingIfNeeded: row["reason"] as Int64))?.name ?? "unknown"
+                statistics.rejectionsByReason[name, default: 0] += row["n"] as Int
+            }
+            return statistics
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import SyncCore
 
 /// An enrolled (or pending) device.
-public struct Device: Hashable, Sendable, Codable {
+public struct Device: Hashable, Sendable {
     public var id: String
     public var name: String
     public var branch: String
@@ -17,6 +17,35 @@ public struct Device: Hashable, Sendable, Codable {
     public var acknowledged: UInt64
 
     public var isRevoked: Bool { revokedAt != nil }
+
+    /// Whether an enrolled, unrevoked device has not synced for longer than `threshold` seconds
+    /// (never synced counts from its enrollment).
+    public func isStale(now: Date, threshold: TimeInterval) -> Bool {
+        guard !isRevoked, let since = lastSeenAt ?? enrolledAt else { return false }
+        return now.timeIntervalSince(since) > threshold
+    }
+}
+
+/// JSON for scripts: the role as its name, as the text output shows it, and the replica id beside
+/// the device id so conflicts (which name replicas) can be traced to a device.
+extension Device: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(branch, forKey: .branch)
+        try container.encode(role.name, forKey: .role)
+        try container.encode(replica, forKey: .replica)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(enrolledAt, forKey: .enrolledAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+        try container.encode(acknowledged, forKey: .acknowledged)
+    }
 }
 
 /// A clinic branch.
@@ -61,6 +90,36 @@ public struct SyncOutcome: Sendable {
     public var accepted: Int
     public var rejected: Int
     public var conflicts: Int
+    /// The store's epoch after this sync (SPEC 7.9), sent as `ClinicSync-Store-Epoch`.
+    public var epoch: String
+    /// This request proved the store was restored from an older copy, and the epoch changed.
+    public var detectedRestore = false
+}
+
+/// What a terminal says it already knows of the store, beside its frame (SPEC 7.9): evidence that
+/// the store went back in time.
+public struct SyncEvidence: Hashable, Sendable {
+    /// The `acknowledged` counter the store last told this replica (`ClinicSync-Acknowledged`).
+    public var acknowledged: UInt64?
+
+    public init(acknowledged: UInt64? = nil) {
+        self.acknowledged = acknowledged
+    }
+}
+
+/// What an operator watches, counted by the store for `/metrics`. Counts only: no ids, no values.
+public struct StoreStatistics: Sendable, Equatable {
+    /// Enrolled, unrevoked devices.
+    public var activeDevices = 0
+    /// Of those, the ones that have not synced within the stale threshold.
+    public var staleDevices = 0
+    /// Seconds since the least recent sync of an active device (its enrollment if it never synced).
+    public var oldestSyncAge: Double = 0
+    public var openConflicts = 0
+    /// Refused pushed changes the server still holds, by reason name.
+    public var rejectionsByReason: [String: Int] = [:]
+
+    public init() {}
 }
 
 /// Why the store refused a request. Descriptions carry no patient data.
@@ -73,10 +132,18 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case tooManyChanges = "too_many_changes"
         case replicaMismatch = "replica_mismatch"
         case invalidWrite = "invalid_write"
+        case replicaRolledBack = "replica_rolled_back"
+        /// The data folder holds no store and the caller did not ask to create one.
+        case noStore = "no_store"
+        /// The row (or device) an admin named does not exist.
+        case notFound = "not_found"
     }
 
     public let code: Code
     public let detail: String
+    /// With `replicaRolledBack`: the replica id the device carries on under, and the server's clock.
+    public var replica: ReplicaID?
+    public var clock: HLC?
 
     public init(_ code: Code, _ detail: String) {
         self.code = code
@@ -84,6 +151,17 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(detail)" }
+
+    /// The device's file was restored from an older copy (SPEC 7.8): it carries on as `replica`.
+    static func rolledBack(to replica: ReplicaID, clock: HLC) -> StoreError {
+        var error = StoreError(.replicaRolledBack, """
+            this replica re-used counters for different changes (its file was restored from an older copy); \
+            carry on as replica \(replica) and push again
+            """)
+        error.replica = replica
+        error.clock = clock
+        return error
+    }
 }
 
 /// Where the server keeps the change log, devices and branches.
@@ -92,12 +170,17 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
 /// protocol; there, seqs must be issued so that a transaction committing late never lands behind a
 /// cursor that has already passed it (invariant 3).
 public protocol ServerStore: Sendable {
+    /// This store's id (its server replica id, hex), stable across restarts; `/healthz` shows it.
+    func serverID() async throws -> String
     /// The device holding this token hash, revoked or not.
     func device(tokenHash: String) async throws -> Device?
     /// Exchanges a one-time enrollment code for a device token.
     func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC)
     /// Stores a push and reads the next page of the pull, for an authenticated device.
-    func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits) async throws -> SyncOutcome
+    func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome
+    /// Marks the store as restored from an older copy: a new epoch, which every terminal notices on its
+    /// next sync and answers by re-sending what it holds (SPEC 7.9). Returns the new epoch.
+    func markRestored() async throws -> String
 
     /// Adds or updates a branch.
     func saveBranch(id: String, name: String, address: String?, phone: String?) async throws
@@ -111,4 +194,6 @@ public protocol ServerStore: Sendable {
     /// Erases a row and everything stored about it (UK GDPR erasure).
     func erase(_ table: TableID, row: String) async throws
     func conflicts(includeResolved: Bool) async throws -> [ConflictRecord]
+    /// Counts for `/metrics`, at the store's clock; a device is stale after `staleAfter` seconds without a sync.
+    func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics
 }

@@ -69,6 +69,11 @@ struct WriteSession {
         }
     }
 
+    /// The enquiry a stored note belongs to.
+    func noteEnquiry(_ key: RowKey) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT enquiry FROM enquiry_note WHERE id = ?"), arguments: [key.row])
+    }
+
     func isDeleted(_ key: RowKey) throws -> Bool {
         try version(of: key, column: ColumnID(0)) != nil
     }
@@ -96,8 +101,13 @@ struct WriteSession {
             let scope = stored ?? run.first(where: { $0.1 != nil })?.1 ?? ""
             let sequenced = run.map { SequencedChange($0.0, seq: nextSeq(), scope: scope) }
             let outcomes = try applier.apply(sequenced, in: db)
+            var current = scope
             for (item, outcome) in zip(sequenced, outcomes) {
-                try handle(outcome, of: item.change, scope: scope, detectConflicts: detectConflicts)
+                try handle(outcome, of: item.change, scope: current, detectConflicts: detectConflicts)
+                // A move re-scopes the row: what follows in this run belongs to its new branch.
+                if item.change.column != nil && item.change.column == key.table.definition.branchColumn {
+                    current = try storedScope(of: key) ?? current
+                }
             }
         }
     }
@@ -194,8 +204,12 @@ struct WriteSession {
         for row in open {
             let winner = Version(hlc: HLC(databaseValue: row["winner_hlc"]), replica: ReplicaID(row["winner_replica"] as String) ?? ReplicaID(0))
             guard change.version > winner else { continue }
-            let resolve = Change(table: .conflict, row: row["id"], operation: .write(column: Columns.Conflict.resolved, value: .integer(1), baseSeq: 0), version: version)
-            _ = try applier.apply([SequencedChange(resolve, seq: nextSeq(), scope: scope)], in: db)
+            let id: String = row["id"]
+            let resolve = Change(table: .conflict, row: id, operation: .write(column: Columns.Conflict.resolved, value: .integer(1), baseSeq: 0), version: version)
+            // The flag goes wherever the conflict row lives: a cell in another scope would reach a branch
+            // that holds none of the row (a record of nothing but `resolved`), and miss the one that does.
+            let conflictScope = try storedScope(of: RowKey(.conflict, id)) ?? scope
+            _ = try applier.apply([SequencedChange(resolve, seq: nextSeq(), scope: conflictScope)], in: db)
         }
     }
 

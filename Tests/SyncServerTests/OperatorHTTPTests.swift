@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SyncCore
+import Testing
+@testable import SyncServer
+
+/// What an operator's curl sees (issue 14, item 7).
+@Suite("Operator HTTP")
+struct OperatorHTTPTests {
+    @Test func aWrongMethodOnAKnownPathIs405WithAllow() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            for (method, path, allow) in [(HTTPRequest.Method.get, "/v1/sync", "POST"), (.get, "/v1/enroll", "POST"), (.post, "/healthz", "GET, HEAD"), (.delete, "/metrics", "GET, HEAD")] {
+                let response = try await client.execute(uri: path, method: method)
+                #expect(response.status == .methodNotAllowed, "\(method) \(path)")
+                #expect(response.headers[.allow] == allow, "\(method) \(path)")
+                #expect((try? Wire.problem(response).code) == "method_not_allowed", "\(method) \(path)")
+            }
+            #expect(try await client.execute(uri: "/v2/sync", method: .post).status == .notFound)
+        }
+    }
+
+    @Test func healthzNamesTheVersionAndTheStore() async throws {
+        let server = try await TestServer()
+        let id = try await server.store.serverID()
+        #expect(id.count == 16)
+        try await server.app.test(.router) { client in
+            let response = try await client.execute(uri: "/healthz", method: .get)
+            #expect(response.status == .ok)
+            let health = try JSONDecoder().decode(Health.self, from: Data(response.body.readableBytesView))
+            #expect(health.status == "ok" && health.version == BuildInfo.version && health.server == id)
+        }
+    }
+
+    @Test func metricsCountStaleDevicesOpenConflictsRejectionsAndTheBuild() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var device = try await client.enrolledDevice(server, branch: "harley-street")
+            // One change out of the device's scope is refused and held.
+            let outOfScope = device.write(.enquiry, "e-richmond", [(Columns.Enquiry.branch, "richmond"), (Columns.Enquiry.name, "Test Patient")],
+                                          wall: server.clock.milliseconds())
+            _ = try await client.syncOK(device.request(outOfScope), token: device.token)
+            func scrape() async throws -> String {
+                String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            }
+            var text = try await scrape()
+            for line in [
+                #"clinicsync_build_info{version="\#(BuildInfo.version)"} 1"#, #"clinicsync_devices{state="active"} 1"#,
+                #"clinicsync_devices{state="stale"} 0"#, "clinicsync_conflicts_open 0", "clinicsync_process_start_time_seconds ",
+                #"clinicsync_rejections_held{reason="out_of_scope"} "#,
+            ] {
+                #expect(text.contains(line), "\(line) in\n\(text)")
+            }
+            #expect(!text.contains(#"clinicsync_rejections_held{reason="out_of_scope"} 0"#), "\(text)")
+            server.clock.advance(2 * 3_600 * 1_000)
+            text = try await scrape()
+            #expect(text.contains(#"clinicsync_devices{state="stale"} 1"#), "\(text)")
+            #expect(text.contains("clinicsync_device_oldest_sync_age_seconds 7200"), "\(text)")
+        }
+    }
+}
