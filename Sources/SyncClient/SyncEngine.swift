@@ -85,7 +85,7 @@ public struct SyncEngine: Sendable {
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
             // What the server told us before: a store restored from an older copy has forgotten it (SPEC 7.9).
-            let evidence = acknowledged.map { ["clinicsync-acknowledged": String($0)] } ?? [:]
+            let evidence = acknowledged.map { [ProtocolHeader.acknowledged: String($0)] } ?? [:]
             let response = try await transport.post("/v1/sync", body: body, token: token, headers: evidence)
             let page: SyncResponse, inflated: Int
             do {
@@ -99,11 +99,10 @@ public struct SyncEngine: Sendable {
             } catch let error as SyncError where error.carryOnAs != nil && !rolledBack {
                 // This file was restored from an older copy (SPEC 7.8): carry on under the new replica id.
                 rolledBack = true
-                if let next = error.carryOnAs {
-                    try replica.carryOn(as: next, replacing: identity.replica, serverClock: error.serverClock ?? .zero)
-                    logger.warning("this replica file was restored from an older copy; carrying on under a new replica id",
-                                   metadata: ["replica": .string(next.description)])
-                }
+                let next = error.carryOnAs ?? identity.replica
+                try replica.carryOn(as: next, replacing: identity.replica, serverClock: error.serverClock ?? .zero)
+                logger.warning("this replica file was restored from an older copy; carrying on under a new replica id",
+                               metadata: ["replica": .string(next.description)])
                 guard let current = try replica.identity() else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
                 identity = current
                 continue
@@ -125,7 +124,7 @@ public struct SyncEngine: Sendable {
                 }
                 continue
             }
-            let epoch = response.headers[HTTPTransport.epochHeader]
+            let epoch = response.headers[ProtocolHeader.storeEpoch]
             if let epoch, !resupplied, try replica.storeEpoch().map({ $0 != epoch }) == true {
                 // The server's store was restored from an older copy: send it everything this file
                 // authored that it may have lost, and read everything again (SPEC 7.9).

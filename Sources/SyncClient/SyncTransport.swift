@@ -51,7 +51,6 @@ public let sharedSyncHTTPClient: HTTPClient = {
 
 /// HTTP/1.1 through AsyncHTTPClient.
 public struct HTTPTransport: SyncTransport {
-    static let epochHeader = "clinicsync-store-epoch"
 
     public let baseURL: String
     public let timeout: TimeAmount
@@ -88,9 +87,9 @@ public struct HTTPTransport: SyncTransport {
                     let response = try await client.execute(prepared, timeout: timeout)
                     // Responses are bounded too: a page is at most a few MiB deflated.
                     let buffer = try await response.body.collect(upTo: 64 << 20)
-                    let epoch = response.headers.first(name: Self.epochHeader)
+                    let epoch = response.headers.first(name: ProtocolHeader.storeEpoch)
                     return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                             body: Array(buffer.readableBytesView), headers: epoch.map { [Self.epochHeader: $0] } ?? [:])
+                                             body: Array(buffer.readableBytesView), headers: epoch.map { [ProtocolHeader.storeEpoch: $0] } ?? [:])
                 }
                 group.addTask {
                     try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))

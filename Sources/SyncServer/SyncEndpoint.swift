@@ -82,10 +82,6 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
     public static var frameContentType: String { "application/vnd.clinicsync.frame" }
     /// The content type of problems (RFC 9457).
     public static var problemContentType: String { "application/problem+json" }
-    /// The store's epoch, on every sync answer (SPEC 7.9).
-    public static var epochHeader: String { "clinicsync-store-epoch" }
-    /// The `acknowledged` counter a terminal was last told, on its sync requests (SPEC 7.9).
-    public static var acknowledgedHeader: String { "clinicsync-acknowledged" }
 
     /// - Parameters:
     ///   - random: draws device tokens; inject a seeded source for deterministic runs.
@@ -177,7 +173,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         metrics.rejected.increment(by: Int64(outcome.rejected))
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
         var response = frameResponse(FrameCodec.encode(outcome.response))
-        response.headers[Self.epochHeader] = outcome.epoch
+        response.headers[ProtocolHeader.storeEpoch] = outcome.epoch
         metrics.syncLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         logger.info("sync", metadata: [
             "pushed": .stringConvertible(frame.changes.count), "accepted": .stringConvertible(outcome.accepted),
@@ -212,7 +208,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
 
     /// What the request's headers say the terminal knows. A malformed value is no evidence.
     static func evidence(_ headers: [String: String]) -> SyncEvidence {
-        SyncEvidence(acknowledged: headers[acknowledgedHeader].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil })
+        SyncEvidence(acknowledged: headers[ProtocolHeader.acknowledged].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil })
     }
 
     private func frameResponse(_ body: [UInt8]) -> EndpointResponse {

@@ -66,7 +66,7 @@ package enum StorageConfiguration {
         }
     }
 
-    private static func isScrubPending(_ db: Database) throws -> Bool {
+    package static func isScrubPending(_ db: Database) throws -> Bool {
         try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_meta WHERE key = ?", arguments: [scrubPendingKey]) ?? false
     }
 

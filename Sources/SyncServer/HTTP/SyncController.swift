@@ -29,8 +29,8 @@ struct SyncController<Store: ServerStore>: Sendable {
         guard let device = context.device else { throw Problem(.unauthorized, "missing_token", "no device") }
         try endpoint.requireDeflate(request.headers[.contentEncoding])
         let body = try await collect(request)
-        let evidence = SyncEndpoint<Store>.evidence(
-            request.headers[HTTPField.Name(SyncEndpoint<Store>.acknowledgedHeader)!].map { [SyncEndpoint<Store>.acknowledgedHeader: $0] } ?? [:])
+        let acknowledged = HTTPField.Name(ProtocolHeader.acknowledged).flatMap { request.headers[$0] }
+        let evidence = SyncEndpoint<Store>.evidence(acknowledged.map { [ProtocolHeader.acknowledged: $0] } ?? [:])
         return Self.response(try await endpoint.sync(device, compressed: body, evidence: evidence, logger: context.logger))
     }
 

@@ -66,12 +66,14 @@ extension SQLiteServerStore {
         if request.changes.contains(where: { $0.change.operation == .erase }) {
             // Invariant 9: erased values must not linger in WAL frames.
             await StorageConfiguration.checkpointTruncating(writer)
-        } else {
-            // One a long reader held back earlier (SPEC 7.6).
-            await StorageConfiguration.finishPendingScrub(writer)
         }
-        var response = try await writer.read { db in
-            try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db)
+        var (response, scrubPending) = try await writer.read { db in
+            (try pull(after: request.cursor, limit: request.pageLimit, for: device, limits: limits, db: db),
+             try StorageConfiguration.isScrubPending(db))
+        }
+        if scrubPending {
+            // One a long reader held back earlier (SPEC 7.6); known from the pull's own read, not an extra one.
+            await StorageConfiguration.checkpointTruncating(writer)
         }
         response.acknowledged = acknowledged
         response.rejected = rejected

@@ -1,0 +1,8 @@
+/// The HTTP headers the protocol adds beside its frames (protocol/SPEC.md 7.9), by lower-case name:
+/// one definition for the server and the client.
+public enum ProtocolHeader {
+    /// On every sync answer: the server store's epoch, which changes when the store is found restored.
+    public static let storeEpoch = "clinicsync-store-epoch"
+    /// On sync requests: the highest `acknowledged` the server has told this replica, as evidence.
+    public static let acknowledged = "clinicsync-acknowledged"
+}
