@@ -306,9 +306,16 @@ public struct Replica: Sendable {
     /// version this replica authored that is no longer pending goes back into the outbox (the restored
     /// store may have lost it; re-sending what it kept changes nothing), the cursor goes back to 0 so
     /// everything is read again, and the new epoch is recorded. Returns how many changes were re-queued.
-    func resupplyAfterStoreRestore(epoch: String) throws -> Int {
+    func resupplyAfterStoreRestore(epoch: String, serverClock: HLC) throws -> Int {
         try writer.write { db in
             guard let identity = try Self.identity(db) else { return 0 }
+            let pendingBefore = try Int64.fetchOne(db, sql: "SELECT max(counter) FROM sync_outbox") ?? 0
+            // Conflict records are the server's: those it lost are gone (the pull from 0 brings back the
+            // others), and a resolution of one it lost has nothing to resolve.
+            try db.execute(sql: """
+                DELETE FROM sync_conflict WHERE id NOT IN (SELECT row FROM sync_outbox WHERE tbl = :conflict);
+                DELETE FROM sync_cell WHERE tbl = :conflict AND row NOT IN (SELECT row FROM sync_outbox WHERE tbl = :conflict)
+                """, arguments: ["conflict": Int64(TableID.conflict.rawValue)])
             let rows = try Row.fetchAll(db, sql: """
                 SELECT tbl, row, col, value, hlc FROM sync_cell c WHERE replica = ? AND NOT EXISTS (
                     SELECT 1 FROM sync_outbox o WHERE o.tbl = c.tbl AND o.row = c.row AND o.col = c.col AND o.hlc = c.hlc)
@@ -332,9 +339,27 @@ public struct Replica: Sendable {
                                          version: Version(hlc: HLC(databaseValue: row["hlc"]), replica: identity.replica)), in: db)
                 count += 1
             }
+            // What was pending goes after what is re-sent, under new counters: an edit must not reach
+            // the restored store before the row it edits (it would be refused as a row of no branch),
+            // and counters the restored store may already have answered (the request that brought the
+            // news was processed) would be taken for replays of those answers. Their base seqs number
+            // the lost store's history: 0 says "saw nothing", so a concurrent write is recorded as a
+            // conflict rather than silently overwritten.
+            try db.execute(sql: """
+                INSERT INTO sync_outbox (tbl, row, col, value, hlc, base_seq)
+                SELECT tbl, row, col, value, hlc, CASE WHEN col > 0 THEN 0 ELSE base_seq END FROM sync_outbox WHERE counter <= ? ORDER BY counter
+                """, arguments: [pendingBefore])
+            try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [pendingBefore])
+            // The seqs held number the lost store's history; a later edit's base seq would claim to have
+            // seen what the restored store numbers differently. 0 ("seen nothing") until pulled again.
+            try db.execute(sql: "UPDATE sync_cell SET seq = 0")
             try SyncMeta.set(MetaKey.cursor, 0, in: db)
             try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
             try SyncMeta.set(MetaKey.storeEpoch, epoch, in: db)
+            // The answer is not applied, but its clock reading was received (invariant 2).
+            var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
+            try? clock.receive(serverClock, wall: wall.milliseconds())
+            try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
             return count
         }
     }

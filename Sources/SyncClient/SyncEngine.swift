@@ -129,7 +129,7 @@ public struct SyncEngine: Sendable {
                 // The server's store was restored from an older copy: send it everything this file
                 // authored that it may have lost, and read everything again (SPEC 7.9).
                 resupplied = true
-                let count = try replica.resupplyAfterStoreRestore(epoch: epoch)
+                let count = try replica.resupplyAfterStoreRestore(epoch: epoch, serverClock: page.clock)
                 logger.warning("the server's store was restored from an older copy; re-sending what this terminal wrote and re-reading everything",
                                metadata: ["changes": .stringConvertible(count)])
                 continue
@@ -186,7 +186,12 @@ public struct SyncEngine: Sendable {
                     """, arguments: [rejection.reason.name, now, Int64(rejection.counter)])
             }
             let acknowledged = pushed.filter { $0.counter <= page.acknowledged }
-            try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [Int64(page.acknowledged)])
+            // Only what this request carried: an acknowledged counter beyond it names changes this file
+            // has not sent. After a restore from an older copy of the file those are new changes under
+            // re-used counters; pushed next, they show the server the rollback (SPEC 7.8) instead of
+            // leaving the outbox unsent.
+            let through = min(page.acknowledged, pushed.map(\.counter).max() ?? 0)
+            try db.execute(sql: "DELETE FROM sync_outbox WHERE counter <= ?", arguments: [Int64(through)])
             try replica.purgeRowsNeverStored(page.rejected.compactMap { rejection in
                 pushed.first { $0.counter == rejection.counter }.map { RowKey($0.change.table, $0.change.row) }
             }, in: db)

@@ -22,14 +22,23 @@ public struct FaultSet: OptionSet, Hashable, Sendable {
     public static let move = FaultSet(rawValue: 1 << 6)
     /// Enquiries erased (UK GDPR) or deleted by a terminal.
     public static let erase = FaultSet(rawValue: 1 << 7)
+    /// A terminal's file replaced by an older copy of itself (a restore from backup, a VM snapshot).
+    public static let rollback = FaultSet(rawValue: 1 << 8)
+    /// The server's store replaced by an older backup of itself, then restarted.
+    public static let restore = FaultSet(rawValue: 1 << 9)
+    /// Values at and past the limits: too large, empty, one character repeated, control characters.
+    public static let poison = FaultSet(rawValue: 1 << 10)
+    /// A compromised terminal's hostile requests: boundary integers, corrupt frames, compression bombs.
+    public static let extreme = FaultSet(rawValue: 1 << 11)
 
     /// Every fault (the default).
-    public static let all: FaultSet = [.drop, .duplicate, .reorder, .partition, .crash, .skew, .move, .erase]
+    public static let all: FaultSet = [.drop, .duplicate, .reorder, .partition, .crash, .skew, .move, .erase, .rollback, .restore, .poison, .extreme]
 
     /// Names in the order `--faults` lists them.
     public static let names: [(String, FaultSet)] = [
         ("drop", .drop), ("dup", .duplicate), ("reorder", .reorder), ("partition", .partition),
         ("crash", .crash), ("skew", .skew), ("move", .move), ("erase", .erase),
+        ("rollback", .rollback), ("restore", .restore), ("poison", .poison), ("extreme", .extreme),
     ]
 
     /// Parses `drop,dup,...`, `all` or `none`.

@@ -36,6 +36,8 @@ struct WriteRecord: Sendable {
         /// Stored by the server; `order` is its place in the server's processing order.
         case accepted(order: Int)
         case rejected(RejectionReason)
+        /// Gone with its author's file (put back from an older copy) before the server stored it.
+        case discarded
     }
 
     var device: String
@@ -77,6 +79,49 @@ struct Knowledge: Sendable {
     /// The merge of every acknowledged change to enquiries and notes, by SyncCore's own rule.
     var oracle = MergedState()
     var expectedConflicts: [ExpectedConflict] = []
+    /// Writes of a file that was rolled back, moved to keys its new writes cannot reuse, by their old key.
+    var ghosts: [WriteKey: [WriteKey]] = [:]
+    /// The device name of the compromised terminal (its writes claim what they like about what they saw).
+    static let rogue = "rogue"
+    /// Counters from here on name ghosts (real counters stay far below).
+    static let ghostBase: UInt64 = 1 << 62
+
+    /// `device`'s file was replaced by an older copy whose outbox had issued counters up to `counter`.
+    /// Its later writes keep their fate under ghost keys, so the restored file's new writes (which
+    /// reuse the counters) are told apart; those the server never stored are gone with the file.
+    /// What it had seen and received since is forgotten with it.
+    mutating func rollBack(device: String, above counter: Int64, seen: [CellKey: Set<Version>], received: HLC) {
+        let later = writes.filter { $0.value.device == device && $0.key.counter > UInt64(counter) && $0.key.counter < Self.ghostBase }.keys.sorted()
+        let total = ghosts.values.reduce(0) { $0 + $1.count }
+        for (index, key) in later.enumerated() {
+            var record = writes.removeValue(forKey: key)!
+            let ghost = WriteKey(replica: key.replica, counter: Self.ghostBase + UInt64(total + index))
+            if record.status == .pending { record.status = .discarded }
+            record.key = ghost
+            writes[ghost] = record
+            if let position = accepted.firstIndex(of: key) { accepted[position] = ghost }
+            ghosts[key, default: []].append(ghost)
+        }
+        self.seen[device] = seen
+        self.received[device] = received
+    }
+
+    /// The server's store was replaced by a backup taken when `backup.accepted` writes were stored.
+    /// Writes stored since survive where their author's file still holds their version (it re-sends
+    /// it, SPEC 7.9); the others are lost with the store. The oracle becomes the merge of what survives.
+    mutating func restoreServer(to backup: ServerBackup, held: [String: Set<HeldVersion>]) {
+        let kept = accepted.prefix(backup.accepted)
+        let survivors = accepted.dropFirst(backup.accepted).filter { key in
+            let change = writes[key]!.change
+            let cell = HeldVersion(table: change.table, row: change.row, column: change.column?.rawValue ?? 0, version: change.version)
+            return held[writes[key]!.device]?.contains(cell) ?? false
+        }
+        accepted = Array(kept) + survivors
+        expectedConflicts = Array(expectedConflicts.prefix(backup.expectedConflicts))
+        serverAcknowledged = backup.acknowledged
+        oracle = MergedState()
+        for key in accepted { feedOracle(writes[key]!, step: writes[key]!.step, expectingConflicts: false) }
+    }
 
     /// The server gave `device` a new replica id (SPEC 7.8): its pending writes will reach the server
     /// under it, same counters, same clock readings, once the device hears of it.
@@ -105,7 +150,18 @@ struct Knowledge: Sendable {
         let previous = serverAcknowledged[request.replica] ?? 0
         let rejected = Dictionary(response.rejected.map { ($0.counter, $0.reason) }, uniquingKeysWith: { first, _ in first })
         for pushed in request.changes where pushed.counter > previous && pushed.counter <= response.acknowledged {
-            let key = WriteKey(replica: request.replica, counter: pushed.counter)
+            var key = WriteKey(replica: request.replica, counter: pushed.counter)
+            var isGhost = false
+            if writes[key].map({ !$0.change.isSameWrite(as: pushed.change) }) ?? true, let candidates = ghosts[key] {
+                // A request sent before its author's file was rolled back, arriving late.
+                isGhost = true
+                if let match = candidates.first(where: { writes[$0]!.change.isSameWrite(as: pushed.change) }) {
+                    key = match
+                } else {
+                    key = WriteKey(replica: key.replica, counter: Self.ghostBase + UInt64(ghosts.values.reduce(0) { $0 + $1.count }))
+                    ghosts[WriteKey(replica: request.replica, counter: pushed.counter), default: []].append(key)
+                }
+            }
             if writes[key] == nil {
                 writes[key] = WriteRecord(device: device, key: key, change: pushed.change, seen: [], step: step)
             } else if writes[key]!.change != pushed.change {
@@ -118,7 +174,7 @@ struct Knowledge: Sendable {
             } else {
                 writes[key]!.status = .accepted(order: accepted.count)
                 accepted.append(key)
-                received[device] = max(received[device] ?? .zero, pushed.change.version.hlc)
+                if !isGhost { received[device] = max(received[device] ?? .zero, pushed.change.version.hlc) }
                 feedOracle(writes[key]!, step: step)
             }
         }
@@ -137,18 +193,20 @@ struct Knowledge: Sendable {
 
     /// Applies an acknowledged change to the oracle, first noting the conflict the server must record
     /// if the change meets a concurrent version (SPEC 7.2), decided from what its author had seen.
-    private mutating func feedOracle(_ write: WriteRecord, step: Int) {
+    private mutating func feedOracle(_ write: WriteRecord, step: Int, expectingConflicts: Bool = true) {
         let change = write.change
+        // A re-sent version's author saw everything (SPEC 7.9); a compromised terminal's claims are its own.
+        let expectingConflicts = expectingConflicts && write.device != Self.rogue && change.baseSeq != UInt64(Int64.max)
         guard change.table == .enquiry || change.table == .enquiryNote else { return }
         let key = RowKey(change.table, change.row)
         if case .write(let column, let value, _) = change.operation {
             switch oracle.rows[key] {
             case .deleted(let tombstone):
-                if !tombstone.erased {
+                if !tombstone.erased, expectingConflicts {
                     expectedConflicts.append(ExpectedConflict(cell: CellKey(change), winner: tombstone.version, loser: change.version, rowDeleted: true, step: step))
                 }
             case .live(let cells):
-                if let current = cells[column], current.version != change.version, current.version.replica != change.version.replica,
+                if expectingConflicts, let current = cells[column], current.version != change.version, current.version.replica != change.version.replica,
                    !write.seen.contains(current.version), current.value != value
                 {
                     let (winner, loser) = change.version > current.version ? (change.version, current.version) : (current.version, change.version)
@@ -170,5 +228,18 @@ struct Knowledge: Sendable {
                 oracle.apply(Change(table: .enquiryNote, row: note.row, operation: .erase, version: tombstone.version))
             }
         }
+    }
+}
+
+extension Change {
+    /// The same write, whatever its clock reading (a re-issue after a clock fix changes only that).
+    func isSameWrite(as other: Change) -> Bool {
+        table == other.table && row == other.row && operation == other.operation
+    }
+
+    /// The base seq a write carries (0 for deletes and erasures).
+    var baseSeq: UInt64 {
+        if case .write(_, _, let baseSeq) = operation { return baseSeq }
+        return 0
     }
 }

@@ -197,6 +197,12 @@ public final class Network: @unchecked Sendable {
         }
     }
 
+    /// A request delivered as it is, past every fault and partition: the compromised terminal's.
+    func sendRaw(from device: String, body: [UInt8], token: String) async -> EndpointResponse {
+        withState { $0.stats.requests += 1 }
+        return await deliver(from: device, path: "/v1/sync", body: body, token: token, headers: [:])
+    }
+
     /// Runs one request through the endpoint and records what the server did with it.
     private func deliver(from device: String, path: String, body: [UInt8], token: String?, headers: [String: String]) async -> EndpointResponse {
         let response = await server.endpoint.handle(path: path, authorization: token.map { "Bearer \($0)" }, contentEncoding: "deflate", body: body,

@@ -11,6 +11,7 @@ struct RandomWorkload {
 
     private enum Kind: CaseIterable {
         case add, update, note, sync, erase, delete, move, crash, crashServer, skew, partition, deliverDelayed, longPause
+        case backup, rollback, backupServer, restoreServer, poison, hostile
     }
 
     private func weight(_ kind: Kind) -> Int {
@@ -28,6 +29,12 @@ struct RandomWorkload {
         case .partition: faults.contains(.partition) ? 4 : 0
         case .deliverDelayed: faults.contains(.reorder) ? 3 : 0
         case .longPause: 1
+        case .backup: faults.contains(.rollback) ? 2 : 0
+        case .rollback: faults.contains(.rollback) ? 1 : 0
+        case .backupServer: faults.contains(.restore) ? 1 : 0
+        case .restoreServer: faults.contains(.restore) ? 1 : 0
+        case .poison: faults.contains(.poison) ? 2 : 0
+        case .hostile: faults.contains(.extreme) ? 2 : 0
         }
     }
 
@@ -79,6 +86,20 @@ struct RandomWorkload {
             actions.append(isolated ? .heal(device: terminal.name) : .isolate(device: terminal.name))
         case .deliverDelayed:
             actions.append(.deliverDelayed)
+        case .backup:
+            actions.append(.backup(device: terminal.name))
+        case .rollback:
+            // Not while the device still owes a restored server what it holds: that would be two losses at once.
+            if terminal.backup != nil && !terminal.awaitsResupply { actions.append(.rollback(device: terminal.name)) }
+        case .backupServer:
+            actions.append(.backupServer)
+        case .restoreServer:
+            if simulation.serverBackup != nil { actions.append(.restoreServer(markRestored: random.int(below: 2) == 0)) }
+        case .poison:
+            guard let enquiry = random.pick(held) else { break }
+            actions.append(.poison(device: terminal.name, enquiry: enquiry, random.pick(PoisonValue.allCases)!))
+        case .hostile:
+            actions.append(.hostile(random.pick(HostileRequest.allCases)!))
         case .longPause:
             // Hours to a week offline for everyone: HLCs and cursors must cope with a big jump.
             actions.append(.advance(milliseconds: UInt64(3_600_000 + random.int(below: 7 * 86_400_000))))

@@ -69,6 +69,10 @@ final class SimulatedDevice {
     var recordedCounter: Int64 = 0
     /// The clock high-water mark last read from the file.
     var lastHLC = HLC.zero
+    /// The file's last backup (the `rollback` fault).
+    var backup: DeviceBackup?
+    /// The server's store was restored and this device has not re-sent what it holds yet.
+    var awaitsResupply = false
     let pageSize: UInt32
     let pushBatchSize: Int
 
@@ -120,8 +124,12 @@ public final class Simulation {
     var devices: [SimulatedDevice] = []
     /// Found while running (clocks, unexpected errors); the final checks add the rest.
     var violations: [Violation] = []
-    private var serverReader: DatabaseQueue?
-    private var serverHLC = HLC.zero
+    var serverReader: DatabaseQueue?
+    var serverHLC = HLC.zero
+    /// The server store's last backup (the `restore` fault).
+    var serverBackup: ServerBackup?
+    /// The compromised terminal, once enrolled (the `extreme` fault).
+    var rogueDevice: RogueDevice?
     var syncsSucceeded = 0
     var syncsFailed = 0
     var deviceRestarts = 0
@@ -248,6 +256,8 @@ public final class Simulation {
         network.withState { $0.step = step }
     }
 
+    var currentStep: Int { network.withState { $0.step } }
+
     func log(_ actor: String, _ text: String, rows: Set<String> = []) {
         network.log(actor, text, rows: rows)
     }
@@ -326,6 +336,24 @@ public final class Simulation {
             _ = try requireDevice(name)
             network.withState { $0.scripted[name, default: []].append(fault) }
             log("net", "\(name)'s next request: \(fault.rawValue)")
+        case .backup(let name):
+            try backUp(try requireDevice(name))
+        case .rollback(let name):
+            try rollBack(try requireDevice(name))
+        case .backupServer:
+            try backUpServer()
+        case .restoreServer(let markRestored):
+            try await restoreServer(markRestored: markRestored)
+        case .poison(let name, let label, let value):
+            let device = try requireDevice(name)
+            let enquiryID = try requireEnquiry(label)
+            let id = ids.uuidString()
+            let noteLabel = network.withState { $0.labels.newNote(id: id, enquiry: enquiryID, label: nil) }
+            try local(device, "note \(noteLabel) (\(value.rawValue) text)", rows: [label]) {
+                try device.replica.enquiries.addNote(to: enquiryID, body: Self.poisonText(value, note: noteLabel, enquiry: label), author: name, id: id)
+            }
+        case .hostile(let request):
+            try await sendHostile(request)
         }
         try checkClocks(of: action.device.flatMap(device))
     }
@@ -377,6 +405,7 @@ public final class Simulation {
     /// One sync cycle of a device; a failure is an outcome. A device that crashed mid-request restarts.
     func sync(_ device: SimulatedDevice) async throws {
         network.withState { $0.touched.removeAll() }
+        let (outboxBefore, epochBefore) = try outboxAndEpoch(device)
         var text: String
         do {
             let summary = try await device.engine.sync()
@@ -395,9 +424,52 @@ public final class Simulation {
             try restart(device)
             log(device.name, "restarted after crashing mid-sync (replica reopened from its file)")
         }
+        let (outboxAfter, epochAfter) = try outboxAndEpoch(device)
+        if let epochBefore, epochAfter != epochBefore {
+            followRequeue(device, before: outboxBefore, after: outboxAfter)
+        }
+        // Outbox entries a sync adds are re-sent versions (SPEC 7.9), not local writes: the server's
+        // answers record them.
+        device.recordedCounter = max(device.recordedCounter, try Self.highestCounter(device))
+        if device.awaitsResupply, try hasResupplied(device) { device.awaitsResupply = false }
         try followReplicaChange(device)
         // A re-stamp (after a clock fix) rewrites outbox entries: pick up their new versions.
         try refreshPendingVersions(device)
+    }
+
+    /// A device's outbox (counter → cell and clock reading) and the store epoch it last saw.
+    private func outboxAndEpoch(_ device: SimulatedDevice) throws -> ([Int64: OutboxCell], String?) {
+        try device.replica.writer.read { db in
+            var outbox: [Int64: OutboxCell] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT counter, tbl, row, col, hlc FROM sync_outbox") {
+                outbox[row["counter"]] = OutboxCell(table: row["tbl"], row: row["row"], column: row["col"], hlc: row["hlc"])
+            }
+            return (outbox, try String.fetchOne(db, sql: "SELECT value FROM sync_meta WHERE key = 'store_epoch'"))
+        }
+    }
+
+    /// After a store restore the client re-queues what was pending under new counters, behind what it
+    /// re-sends, with base seq 0 (SPEC 7.9): the simulator's record of each such write follows it.
+    private func followRequeue(_ device: SimulatedDevice, before: [Int64: OutboxCell], after: [Int64: OutboxCell]) {
+        let highestBefore = before.keys.max() ?? 0
+        let newCounters = Dictionary(after.filter { $0.key > highestBefore }.map { ($0.value, $0.key) }, uniquingKeysWith: max)
+        network.withState { state in
+            for (counter, cell) in before.sorted(by: { $0.key < $1.key }) {
+                let old = WriteKey(replica: device.replicaID, counter: UInt64(counter))
+                guard var record = state.knowledge.writes[old], !record.isAccepted, !state.knowledge.accepted.contains(old) else { continue }
+                state.knowledge.writes[old] = nil
+                // Processed already under its new counter (then the server's answer made that record), or still pending.
+                let processed = state.knowledge.writes.values.contains { other in
+                    other.device == device.name && other.key.counter > UInt64(highestBefore) && OutboxCell(other.change) == cell
+                }
+                guard !processed, let next = newCounters[cell] else { continue }
+                record.key = WriteKey(replica: device.replicaID, counter: UInt64(next))
+                if case .write(let column, let value, _) = record.change.operation { record.change.operation = .write(column: column, value: value, baseSeq: 0) }
+                record.seen = []
+                record.status = .pending
+                state.knowledge.writes[record.key] = record
+            }
+        }
     }
 
     /// The client carries on under a new replica id when the server takes a push for one from a
@@ -524,6 +596,23 @@ public struct SimulationError: Error, CustomStringConvertible {
     /// What was misused.
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// An outbox entry's cell and clock reading: what stays the same when the entry is re-queued.
+struct OutboxCell: Hashable {
+    var table: Int64
+    var row: String
+    var column: Int64
+    var hlc: Int64
+
+    init(table: Int64, row: String, column: Int64, hlc: Int64) {
+        (self.table, self.row, self.column, self.hlc) = (table, row, column, hlc)
+    }
+
+    init(_ change: Change) {
+        self.init(table: Int64(change.table.rawValue), row: change.row, column: Int64(change.column?.rawValue ?? 0),
+                  hlc: change.version.hlc.databaseValue)
+    }
 }
 
 /// The simulated device cannot do what it was asked (it does not hold the row).

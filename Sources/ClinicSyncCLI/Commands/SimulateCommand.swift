@@ -18,7 +18,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "The seed every choice derives from.") var seed: UInt64 = 1
     @Option(help: "Reception terminals, spread over two branches (each branch also has an editor device).") var terminals = 3
     @Option(help: "Random steps before quiescence.") var steps = 40
-    @Option(help: ArgumentHelp("Faults to inject: drop,dup,reorder,partition,crash,skew,move,erase, all or none.", valueName: "list"))
+    @Option(help: ArgumentHelp("Faults to inject: drop,dup,reorder,partition,crash,skew,move,erase,rollback,restore,poison,extreme, all or none.", valueName: "list"))
     var faults = "all"
     @Option(help: ArgumentHelp("Replay a scenario file instead of random steps.", valueName: "file")) var scenario: String?
     @Option(help: ArgumentHelp("Run this many seeds, from --seed on, and print one summary line.", valueName: "n")) var seeds = 1
@@ -34,7 +34,7 @@ struct SimulateCommand: AsyncParsableCommand {
         guard steps >= 0 else { throw ValidationError("--steps must not be negative") }
         guard seeds >= 1, parallel >= 1 else { throw ValidationError("--seeds and --parallel must be positive") }
         guard FaultSet(list: faults) != nil else {
-            throw ValidationError("--faults: unknown fault in '\(faults)'; use drop,dup,reorder,partition,crash,skew,move,erase, all or none")
+            throw ValidationError("--faults: unknown fault in '\(faults)'; use drop,dup,reorder,partition,crash,skew,move,erase,rollback,restore,poison,extreme, all or none")
         }
     }
 

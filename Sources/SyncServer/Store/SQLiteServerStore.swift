@@ -363,6 +363,8 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     static let epochKey = "store_epoch"
+    /// The last seq when the store was last found restored: re-sent versions are judged against what came after (SPEC 7.9).
+    static let restoredAtSeqKey = "restored_at_seq"
 
     static func newEpoch(using generator: inout RandomSource) -> String {
         ReplicaID(generator.next()).description
@@ -381,6 +383,7 @@ public struct SQLiteServerStore: ServerStore {
         var generator = random
         let epoch = Self.newEpoch(using: &generator)
         try SyncMeta.set(Self.epochKey, epoch, in: db)
+        try SyncMeta.set(Self.restoredAtSeqKey, try SyncMeta.get("last_seq", in: db) ?? Int64(0), in: db)
         return epoch
     }
 

@@ -14,6 +14,7 @@ struct WriteSession {
     let serverReplica: ReplicaID
     private(set) var hlc: HybridLogicalClock
     private(set) var lastSeq: Int64
+    private let restoredAtSeq: Int64?
     private(set) var conflictsRecorded = 0
 
     init(db: Database, store: SQLiteServerStore) throws {
@@ -23,6 +24,14 @@ struct WriteSession {
         serverReplica = try SQLiteServerStore.serverReplica(db)
         hlc = try SQLiteServerStore.hybridClock(db)
         lastSeq = try SyncMeta.get("last_seq", in: db) ?? 0
+        restoredAtSeq = try SyncMeta.get(SQLiteServerStore.restoredAtSeqKey, in: db)
+    }
+
+    /// What a write's author had seen. A re-sent version (base seq 2^63 − 1, SPEC 7.9) saw all the
+    /// history the store lost, but nothing stored since it was restored: a write that arrived first,
+    /// concurrent with it, still records its conflict.
+    func base(_ baseSeq: UInt64) -> Int64 {
+        baseSeq == UInt64(Int64.max) ? (restoredAtSeq ?? Int64.max) : Int64(baseSeq)
     }
 
     mutating func tick() -> HLC { hlc.tick(wall: wall.milliseconds()) }
@@ -134,7 +143,7 @@ struct WriteSession {
         }
         switch outcome {
         case .applied(let previous):
-            if detectConflicts, let previous, Int64(baseSeq) < previous.seq,
+            if detectConflicts, let previous, base(baseSeq) < previous.seq,
                previous.version.replica != change.version.replica, previous.value != value
             {
                 try recordConflict(change, column: column, winner: (value, change.version), loser: (previous.value ?? .null, previous.version), scope: scope)
@@ -145,7 +154,7 @@ struct WriteSession {
                 try move(RowKey(change.table, change.row), from: previous.value?.text ?? "", to: value.text ?? "")
             }
         case .keptCurrent(let current):
-            if detectConflicts, Int64(baseSeq) < current.seq, current.version.replica != change.version.replica,
+            if detectConflicts, base(baseSeq) < current.seq, current.version.replica != change.version.replica,
                current.value != value
             {
                 try recordConflict(change, column: column, winner: (current.value ?? .null, current.version), loser: (value, change.version), scope: scope)
