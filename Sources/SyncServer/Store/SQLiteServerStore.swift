@@ -91,8 +91,11 @@ public struct SQLiteServerStore: ServerStore {
     /// The file in the data folder naming the store it holds, so that a store that disappears is noticed
     /// at the next start instead of being replaced by an empty one.
     public static func markerPath(in directory: String) -> String {
-        (directory as NSString).appendingPathComponent("store-id")
+        (directory as NSString).appendingPathComponent(markerName)
     }
+
+    /// The name of that file.
+    public static let markerName = "store-id"
 
     /// Uses an open database (tests and the simulator pass an in-memory queue).
     public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
