@@ -71,6 +71,20 @@ struct StoreHealthTests {
         }
     }
 
+    /// A start on a full disk names the file, and what it leaves behind does not block the start after room is made.
+    @Test(.enabled(if: TinyDisk.isAvailable, "mounting a tmpfs needs root"))
+    func aStartOnAFullDiskNamesTheStoreAndTheNextStartWorks() async throws {
+        let disk = try TinyDisk(megabytes: 8)
+        defer { disk.unmount() }
+        let directory = disk.path + "/srv"
+        do { _ = try SQLiteServerStore(directory: directory) }
+        disk.fill()
+        let error = #expect(throws: StoreError.self) { try SQLiteServerStore(directory: directory) }
+        #expect(error?.code == .storeUnavailable && error?.detail.contains(SQLiteServerStore.path(in: directory)) == true, "\(String(describing: error))")
+        disk.free()
+        _ = try SQLiteServerStore(directory: directory)
+    }
+
     @Test(arguments: ["deleted", "replaced"])
     func aStoreDeletedOrReplacedUnderTheServerIsRefusedNotWrittenInto(what: String) async throws {
         let server = try await TestServer()
