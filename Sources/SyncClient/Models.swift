@@ -75,6 +75,11 @@ public struct Conflict: Hashable, Sendable, Codable {
     public var loserReplica: String
     /// Closed by the server, or superseded here by a newer write to the cell.
     public var resolved: Bool
+    /// What the cell holds now that the conflict is resolved (`winnerValue` while it is open): after
+    /// `resolve --keep mine` by the side that lost, the loser's value, not the winner's.
+    public var keptValue: String?
+    /// The other value written, beside ``keptValue``.
+    public var alsoWrittenValue: String?
     /// The winning write was a row delete.
     public var rowDeleted: Bool
     public var detectedAt: String

@@ -197,6 +197,16 @@ public struct Conflicts: Sendable {
             }
             let winner = Version(hlc: HLC(databaseValue: row["winner_hlc"] ?? 0), replica: ReplicaID(row["winner_replica"] ?? "") ?? ReplicaID(0))
             let superseded = current.map { $0 > winner } ?? false
+            let winnerValue = (Value.fromDatabaseValue(row["winner_value"]) ?? .null).displayText
+            let loserValue = (Value.fromDatabaseValue(row["loser_value"]) ?? .null).displayText
+            var (kept, alsoWritten) = (winnerValue, loserValue)
+            if superseded || (row["resolved"] as Int64?) == 1, let table, let column {
+                // Resolved: what the cell holds now is what was kept, whichever side it came from.
+                let now = try DatabaseValue.fetchOne(db, sql: "SELECT \(column.name) FROM \(table.name) WHERE id = ?", arguments: [rowID])
+                    .flatMap(Value.fromDatabaseValue)?.displayText
+                kept = now
+                alsoWritten = now == winnerValue ? loserValue : winnerValue
+            }
             return Conflict(
                 id: row["id"], table: tableName, row: rowID, column: columnName,
                 winnerValue: (Value.fromDatabaseValue(row["winner_value"]) ?? .null).displayText,
@@ -204,6 +214,7 @@ public struct Conflicts: Sendable {
                 loserValue: (Value.fromDatabaseValue(row["loser_value"]) ?? .null).displayText,
                 loserReplica: row["loser_replica"] ?? "",
                 resolved: (row["resolved"] as Int64?) == 1 || superseded,
+                keptValue: kept, alsoWrittenValue: alsoWritten,
                 rowDeleted: deleted && (Value.fromDatabaseValue(row["winner_value"]) ?? .null) == .null,
                 detectedAt: row["detected_at"] ?? "")
         }

@@ -12,7 +12,7 @@ public struct Replica: Sendable {
     /// The file this replica lives in.
     public let path: String
     /// `package` so the simulator can read the file's sync metadata (outbox, clock) for its checks.
-    package let writer: DatabasePool
+    package let writer: any DatabaseWriter
     let wall: any WallClock
     /// `package` so the simulator can switch on the merge rule's test-only fault.
     package var applier = ChangeApplier(keepsValues: false, reSequencesDuplicates: true)
@@ -27,10 +27,21 @@ public struct Replica: Sendable {
             try PrivateFiles.createDirectory((path as NSString).deletingLastPathComponent)
             try PrivateFiles.createFile(path)
         }
-        let pool = try DatabasePool(path: path, configuration: StorageConfiguration.make())
-        try ReplicaSchema.migrator.migrate(pool)
-        StorageConfiguration.finishPendingScrub(pool)
-        return Replica(path: path, writer: pool, wall: clock)
+        let writer: any DatabaseWriter
+        do {
+            writer = try DatabasePool(path: path, configuration: StorageConfiguration.make())
+        } catch where StorageConfiguration.isOpenFailureOfFullDisk(error) {
+            // Most likely no room for the `-shm` file (issue 14 item 11): alone on the file, SQLite keeps
+            // that index in memory instead, so reads work and writes fail with "disk is full".
+            writer = try DatabaseQueue(path: path, configuration: StorageConfiguration.make(exclusive: true))
+        }
+        do {
+            try ReplicaSchema.migrator.migrate(writer)
+        } catch where StorageConfiguration.isStorageFull(error) {
+            throw ReplicaError.storageFull(at: path)
+        }
+        StorageConfiguration.finishPendingScrub(writer)
+        return Replica(path: path, writer: writer, wall: clock)
     }
 
     /// Enquiries, with their notes.
@@ -141,6 +152,14 @@ public struct Replica: Sendable {
 
     /// Applies local edits in one transaction: app rows, cell versions and outbox entries together.
     func commit(_ edits: [LocalEdit]) throws {
+        do {
+            try commitUnmapped(edits)
+        } catch where StorageConfiguration.isStorageFull(error) {
+            throw ReplicaError.storageFull(at: path)
+        }
+    }
+
+    private func commitUnmapped(_ edits: [LocalEdit]) throws {
         var erased = false
         try writer.write { db in
             guard let identity = try Self.identity(db) else { throw ReplicaError.notEnrolled }
@@ -281,20 +300,26 @@ public struct Replica: Sendable {
     func carryOn(as next: ReplicaID, replacing old: ReplicaID, serverClock: HLC) throws {
         try writer.write { db in
             guard let identity = try Self.identity(db), identity.replica == old else { return }
-            try db.execute(sql: """
-                UPDATE sync_cell SET replica = :next WHERE replica = :old AND EXISTS (
-                    SELECT 1 FROM sync_outbox o WHERE o.tbl = sync_cell.tbl AND o.row = sync_cell.row AND o.col = sync_cell.col AND o.hlc = sync_cell.hlc)
-                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
-            // Tombstones an erasure cascaded to the row's notes carry the erasure's version.
-            try db.execute(sql: """
-                UPDATE sync_cell SET replica = :next WHERE replica = :old AND col = 0 AND hlc IN (SELECT hlc FROM sync_outbox WHERE col = 0)
-                """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+            try Self.restampPending(from: old, to: next, in: db)
             try SyncMeta.set(MetaKey.replica, next.databaseValue, in: db)
             try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(serverClock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
         }
+    }
+
+    /// The versions of pending (unacknowledged) changes take replica id `next`, keeping their clock
+    /// readings: for carrying on after a restore (SPEC 7.8) and for re-enrolling (a new device, a new id).
+    static func restampPending(from old: ReplicaID, to next: ReplicaID, in db: Database) throws {
+        try db.execute(sql: """
+            UPDATE sync_cell SET replica = :next WHERE replica = :old AND EXISTS (
+                SELECT 1 FROM sync_outbox o WHERE o.tbl = sync_cell.tbl AND o.row = sync_cell.row AND o.col = sync_cell.col AND o.hlc = sync_cell.hlc)
+            """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
+        // Tombstones an erasure cascaded to the row's notes carry the erasure's version.
+        try db.execute(sql: """
+            UPDATE sync_cell SET replica = :next WHERE replica = :old AND col = 0 AND hlc IN (SELECT hlc FROM sync_outbox WHERE col = 0)
+            """, arguments: ["next": next.databaseValue, "old": old.databaseValue])
     }
 
     /// The server store's epoch as this file last saw it.

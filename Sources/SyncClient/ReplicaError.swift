@@ -9,6 +9,8 @@ public struct ReplicaError: Error, Hashable, Sendable, CustomStringConvertible {
         case rowDeleted = "row_deleted"
         case invalidValue = "invalid_value"
         case ambiguousResolution = "ambiguous_resolution"
+        /// The disk holding the replica is full: reads work, writes do not.
+        case storageFull = "storage_full"
     }
 
     public let code: Code
@@ -24,6 +26,11 @@ public struct ReplicaError: Error, Hashable, Sendable, CustomStringConvertible {
     /// No replica file at `path`.
     public static func noReplica(at path: String) -> ReplicaError {
         ReplicaError(.noReplica, "no replica at \(path); check --db (or $CLINIC_SYNC_DB), or create one with `clinic-sync terminal enroll --db \(path) --server URL --code CODE`")
+    }
+
+    /// The disk holding the replica at `path` is full.
+    public static func storageFull(at path: String) -> ReplicaError {
+        ReplicaError(.storageFull, "the disk holding \(path) is full: nothing was written (reading still works); free some space and try again")
     }
 
     /// The replica has no identity yet.

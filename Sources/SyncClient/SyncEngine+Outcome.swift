@@ -16,6 +16,9 @@ extension SyncEngine {
         } catch let error as SyncError {
             try? await record(failure: error.description, daemon: daemon)
             throw error
+        } catch where StorageConfiguration.isStorageFull(error) {
+            // A pulled page or an ack could not be stored; everything committed before stays.
+            throw ReplicaError.storageFull(at: replica.path)
         } catch {
             try? await record(failure: "\(type(of: error))", daemon: daemon)
             throw error

@@ -287,23 +287,39 @@ public struct SyncEngine: Sendable {
 
 extension Replica {
     /// Exchanges a one-time enrollment code for this terminal's identity and token, and stores them.
+    ///
+    /// On a file that is enrolled already (its device was revoked, or its token lost) this re-enrolls it
+    /// and keeps everything it holds: the content, the enquiries, the cursor and the pending outbox,
+    /// whose versions take the new replica id as ``carryOn(as:replacing:serverClock:)`` does (SPEC 7.8),
+    /// so they reach the server under the new enrollment. The code must be for the branch the file
+    /// holds: another branch's code is refused (the file holds patient data of its own branch only).
     @discardableResult
     public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
-        if try identity() != nil {
-            throw ReplicaError(.alreadyEnrolled, "\(path) is already enrolled; if the server's address changed, use `clinic-sync terminal repoint --server URL`, which keeps everything this file holds")
-        }
+        let former = try identity()
         let transport = transport ?? HTTPTransport(baseURL: server)
         let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))
         let response = try await transport.post("/v1/enroll", body: body, token: nil)
         let (enrolled, _) = try SyncEngine(replica: self, transport: transport).decode(response, as: EnrollResponse.self)
+        if let former, former.branch != enrolled.branch {
+            throw ReplicaError(.alreadyEnrolled, """
+                \(path) holds branch \(former.branch)'s enquiries, but the code is for \(enrolled.branch); nothing was changed here. \
+                Enroll a new replica file for \(enrolled.branch), and revoke the device that code made (`clinic-sync admin device revoke`)
+                """)
+        }
         let identity = ReplicaIdentity(replica: enrolled.replica, branch: enrolled.branch, role: enrolled.role, server: server)
         try await writer.write { db in
+            if let former {
+                // Re-enrollment: pending versions take the new id; what the server acknowledged keeps the old one.
+                try Self.restampPending(from: former.replica, to: enrolled.replica, in: db)
+                try SyncMeta.set(MetaKey.acknowledged, 0, in: db)
+            } else {
+                try SyncMeta.set(MetaKey.cursor, 0, in: db)
+            }
             try SyncMeta.set(MetaKey.replica, enrolled.replica.databaseValue, in: db)
             try SyncMeta.set(MetaKey.branch, enrolled.branch, in: db)
             try SyncMeta.set(MetaKey.role, enrolled.role.name, in: db)
             try SyncMeta.set(MetaKey.server, server, in: db)
             try SyncMeta.set(MetaKey.token, enrolled.token, in: db)
-            try SyncMeta.set(MetaKey.cursor, 0, in: db)
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(enrolled.clock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)

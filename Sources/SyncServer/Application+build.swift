@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import SyncCore
@@ -17,12 +18,9 @@ public func buildApplication<Store: ServerStore>(
     ]))
     router.get("/healthz") { _, _ -> Response in
         // Which build and which store answered: a restored or misrouted server shows here first.
-        let health: Health
-        do {
-            health = Health(status: "ok", version: BuildInfo.version, server: try await store.serverID())
-        } catch {
-            health = Health(status: "unhealthy", version: BuildInfo.version, server: nil)
-        }
+        let state = await store.health()
+        let health = Health(status: state.isHealthy ? "ok" : "unhealthy", version: BuildInfo.version,
+                            server: try? await store.serverID(), problem: state.problem, detail: state.detail)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return Response(
@@ -55,7 +53,7 @@ struct ErrorShieldMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPResponseError {
             throw error
         } catch {
-            context.logger.error("internal error", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            context.logger.error("internal error", metadata: Problem.metadata(of: error))
             throw Problem(.internalServerError, "internal_error", "the server could not complete the request; it has been logged")
         }
     }
@@ -67,4 +65,20 @@ struct Health: Codable {
     var version: String
     /// The store's own id (the server replica id), stable across restarts.
     var server: String?
+    /// When unhealthy: a stable code (`storage_full`, `store_unavailable`) and what to do.
+    var problem: String?
+    var detail: String?
+}
+
+extension Problem {
+    /// What an internal error's log line says: the error's type and, for SQLite, its result codes —
+    /// never SQLite's message, which can quote values.
+    static func metadata(of error: any Error) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["error_type": .string(String(describing: type(of: error)))]
+        if let error = error as? DatabaseError {
+            metadata["sqlite_code"] = .string("\(error.resultCode)")
+            metadata["sqlite_extended_code"] = .string("\(error.extendedResultCode)")
+        }
+        return metadata
+    }
 }

@@ -8,7 +8,8 @@ import SyncCore
 public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let accepted: Counter
-    let rejected: Counter
+    /// Pushed changes refused, by reason: what terminals keep as dead letters.
+    let rejected: [RejectionReason: Counter]
     let conflicts: Counter
     let bytesInCompressed: Counter
     let bytesInInflated: Counter
@@ -23,7 +24,10 @@ public struct ServerMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         accepted = registry.makeCounter(descriptor: Self.name("changes_accepted", "total", "Pushed changes stored."))
-        rejected = registry.makeCounter(descriptor: Self.name("changes_rejected", "total", "Pushed changes refused (scope, role, validation)."))
+        let refused = Self.name("changes_rejected", "total", "Pushed changes refused, by reason (scope, role, validation); terminals keep them as dead letters.")
+        rejected = Dictionary(uniqueKeysWithValues: RejectionReason.allCases.map { reason in
+            (reason, registry.makeCounter(descriptor: refused, labels: [("reason", reason.name)]))
+        })
         conflicts = registry.makeCounter(descriptor: Self.name("conflicts", "total", "Concurrent writes recorded as conflicts."))
         let bytes = Self.name("body_bytes", "total", "Bytes of /v1/sync and /v1/enroll bodies, as sent (deflate) and as decoded (identity).")
         bytesInCompressed = registry.makeCounter(descriptor: bytes, labels: [("direction", "in"), ("encoding", "deflate")])
@@ -66,6 +70,20 @@ public struct ServerMetrics: Sendable {
     func recordRequest(route: String, status: Int) {
         registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("status", String(status))]).increment()
     }
+
+    static var problems: MetricNameDescriptor {
+        name("problems", "total", "Requests refused as a whole, by problem code (storage_full, too_many_changes, revoked_token, …).")
+    }
+
+    /// Counts a refused request by its stable problem code (never its detail).
+    func recordProblem(_ code: String) {
+        registry.makeCounter(descriptor: Self.problems, labels: [("code", code)]).increment()
+    }
+
+    /// Counts the changes one push refused for the first time.
+    func recordRejections(_ byReason: [RejectionReason: Int]) {
+        for (reason, count) in byReason { rejected[reason]?.increment(by: Int64(count)) }
+    }
 }
 
 /// Counts every request by route and status, problems included.
@@ -79,6 +97,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let error as HTTPResponseError {
             metrics.recordRequest(route: context.endpointPath ?? "unmatched", status: error.status.code)
+            if let problem = error as? Problem { metrics.recordProblem(problem.code) }
             throw error
         } catch {
             metrics.recordRequest(route: context.endpointPath ?? "unmatched", status: 500)

@@ -117,7 +117,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         } catch let problem as Problem {
             return problem.endpointResponse
         } catch {
-            logger.error("internal error", metadata: ["error_type": .string(String(describing: type(of: error)))])
+            logger.error("internal error", metadata: Problem.metadata(of: error))
             return Problem.internalError.endpointResponse
         }
     }
@@ -151,7 +151,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         let frame = try readFrame(body, as: EnrollRequest.self, logger: logger)
         var generator = random
         let token = Credentials.makeToken(using: &generator)
-        let (device, clock) = try await mapStoreErrors {
+        let (device, clock) = try await mapStoreErrors(logger: logger) {
             try await store.enroll(codeHash: Credentials.hash(Credentials.normalizedCode(frame.code)), deviceName: frame.deviceName,
                                    tokenHash: Credentials.hash(token))
         }
@@ -164,13 +164,13 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
     func sync(_ device: Device, compressed body: [UInt8], evidence: SyncEvidence, logger: Logger) async throws -> EndpointResponse {
         let started = ContinuousClock.now
         let frame = try readFrame(body, as: SyncRequest.self, logger: logger)
-        let outcome = try await mapStoreErrors { try await store.sync(frame, from: device, limits: limits, evidence: evidence) }
+        let outcome = try await mapStoreErrors(logger: logger) { try await store.sync(frame, from: device, limits: limits, evidence: evidence) }
         if outcome.detectedRestore {
             logger.warning("store restored from an older copy: a terminal knew more than it holds; new epoch, terminals will re-send what they hold",
                            metadata: ["epoch": .string(outcome.epoch)])
         }
         metrics.accepted.increment(by: Int64(outcome.accepted))
-        metrics.rejected.increment(by: Int64(outcome.rejected))
+        metrics.recordRejections(outcome.rejectedByReason)
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
         var response = frameResponse(FrameCodec.encode(outcome.response))
         response.headers[ProtocolHeader.storeEpoch] = outcome.epoch
@@ -218,10 +218,14 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         return EndpointResponse(status: 200, contentType: Self.frameContentType, contentEncoding: "deflate", body: compressed)
     }
 
-    private func mapStoreErrors<T>(_ body: () async throws -> T) async throws -> T {
+    private func mapStoreErrors<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as StoreError {
+            if error.code == .storageFull || error.code == .storeUnavailable {
+                // The operator must act; the detail says what happened and what to do, and holds no patient data.
+                logger.error("store cannot serve", metadata: ["problem": .string(error.code.rawValue), "detail": .string(error.detail)])
+            }
             throw Problem(error)
         }
     }

@@ -5,12 +5,17 @@ package enum StorageConfiguration {
     /// WAL, `synchronous=FULL` for acknowledged data, `secure_delete` so erased text leaves the file,
     /// foreign keys off (rows arrive in any order), and a busy timeout so an app, the CLI and the
     /// daemon can share one replica.
-    package static func make(readonly: Bool = false) -> Configuration {
+    ///
+    /// `exclusive` is for a file no other process holds open on a full disk: SQLite cannot create the
+    /// `-shm` file a WAL reader needs there, but in exclusive locking mode it keeps that index in memory
+    /// (the file is WAL already, so the journal mode is left as it is).
+    package static func make(readonly: Bool = false, exclusive: Bool = false) -> Configuration {
         var configuration = Configuration()
         configuration.readonly = readonly
         configuration.busyMode = .timeout(10)
-        configuration.journalMode = .wal
+        configuration.journalMode = exclusive ? .default : .wal
         configuration.prepareDatabase { db in
+            if exclusive { try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE") }
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
@@ -84,4 +89,15 @@ package enum StorageConfiguration {
     }
 
     static let scrubPendingKey = "wal_scrub_pending"
+
+    /// Whether SQLite failed for want of space: the disk (or a quota, or `max_page_count`) is full.
+    package static func isStorageFull(_ error: any Error) -> Bool {
+        (error as? DatabaseError)?.resultCode == .SQLITE_FULL
+    }
+
+    /// Whether opening a file failed in a way a full disk causes: no room for its `-wal` or `-shm` file.
+    package static func isOpenFailureOfFullDisk(_ error: any Error) -> Bool {
+        guard let code = (error as? DatabaseError)?.resultCode else { return false }
+        return code == .SQLITE_FULL || code == .SQLITE_IOERR
+    }
 }

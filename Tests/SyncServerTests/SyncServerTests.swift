@@ -146,7 +146,10 @@ struct SyncServerTests {
             #expect(byReason[.invalid] == 1, "a status outside the allowed set")
             let stored = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM enquiry") }
             #expect(stored == [enquiryA])
-            #expect(server.metrics.registry.emitToString().contains("clinicsync_changes_rejected_total 6"))
+            let metrics = server.metrics.registry.emitToString()
+            for (reason, count) in [("out_of_scope", 4), ("forbidden", 1), ("invalid", 1)] {
+                #expect(metrics.contains(#"clinicsync_changes_rejected_total{reason="\#(reason)"} \#(count)"#), "\(metrics)")
+            }
         }
     }
 

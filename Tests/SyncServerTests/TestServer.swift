@@ -22,10 +22,10 @@ struct TestServer {
     var configuration = ServerConfiguration(port: 0)
     let metrics = ServerMetrics()
 
-    init(limits: SyncLimits = SyncLimits()) async throws {
-        directory = NSTemporaryDirectory() + "clinic-sync-test-\(UUID().uuidString)"
+    init(limits: SyncLimits = SyncLimits(), directory: String? = nil) async throws {
+        self.directory = directory ?? NSTemporaryDirectory() + "clinic-sync-test-\(UUID().uuidString)"
         clock = ManualClock()
-        store = try SQLiteServerStore(directory: directory, clock: clock)
+        store = try SQLiteServerStore(directory: self.directory, clock: clock)
         configuration.limits = limits
         try await store.saveBranch(id: "harley-street", name: "Harley Street", address: "19 Harley St, London", phone: nil)
         try await store.saveBranch(id: "richmond", name: "Richmond", address: nil, phone: nil)

@@ -220,6 +220,16 @@ struct AdminCommand: AsyncParsableCommand {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List conflicts (open ones unless --all).")
+
+            /// Each side as its device's name with the replica id beside it (conflicts record replicas).
+            static func rows(_ conflicts: [ConflictRecord]) -> [[String]] {
+                func who(_ device: String?, _ replica: String) -> String { device.map { "\($0) (\(replica))" } ?? replica }
+                return conflicts.map {
+                    [String($0.id.prefix(8)), $0.table, $0.row, $0.column, who($0.winnerDevice, $0.winnerReplica), who($0.loserDevice, $0.loserReplica),
+                     $0.branch, $0.resolved ? "resolved" : "open"]
+                }
+            }
+
             @OptionGroup var data: DataOption
             @Flag(help: "Include resolved conflicts.") var all = false
             @OptionGroup var output: JSONFlag
@@ -227,9 +237,7 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 let conflicts = try await data.store().conflicts(includeResolved: all)
                 if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
-                    print(Output.table(["ID", "TABLE", "ROW", "COLUMN", "WINNER", "LOSER", "BRANCH", "STATE"], conflicts.map {
-                        [String($0.id.prefix(8)), $0.table, $0.row, $0.column, $0.winnerReplica, $0.loserReplica, $0.branch, $0.resolved ? "resolved" : "open"]
-                    }))
+                    print(Output.table(["ID", "TABLE", "ROW", "COLUMN", "WINNER", "LOSER", "BRANCH", "STATE"], Self.rows(conflicts)))
                 }
             }
         }

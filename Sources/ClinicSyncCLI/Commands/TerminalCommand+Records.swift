@@ -177,11 +177,16 @@ extension TerminalCommand {
             func run() throws {
                 let conflicts = try replica.open().conflicts.list(includeResolved: all)
                 if output.json { try Output.json(conflicts) } else if conflicts.isEmpty { print("no \(all ? "" : "open ")conflicts") } else {
-                    print(Output.table(["ID", "ROW", "COLUMN", "KEPT", "ALSO WRITTEN", "STATE"], conflicts.map {
-                        [String($0.id.prefix(8)), "\($0.table) \($0.row)", $0.column, $0.rowDeleted ? "(row deleted)" : $0.winnerValue ?? "null",
-                         $0.loserValue ?? "null", $0.resolved ? "resolved" : "open"]
-                    }))
+                    print(Output.table(["ID", "ROW", "COLUMN", "KEPT", "ALSO WRITTEN", "STATE"], ConflictsCommand.rows(conflicts)))
                 }
+            }
+        }
+
+        /// The table's rows: a resolved conflict shows what was kept, not the winner of the original race.
+        static func rows(_ conflicts: [Conflict]) -> [[String]] {
+            conflicts.map {
+                [String($0.id.prefix(8)), "\($0.table) \($0.row)", $0.column, $0.rowDeleted ? "(row deleted)" : $0.keptValue ?? "null",
+                 $0.alsoWrittenValue ?? "null", $0.resolved ? "resolved" : "open"]
             }
         }
 

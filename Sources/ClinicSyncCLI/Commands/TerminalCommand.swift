@@ -4,6 +4,7 @@ import Logging
 import SyncClient
 import SyncCore
 import SyncServer
+import SyncStorage
 
 /// `clinic-sync terminal`: a reception terminal's local replica — works offline, syncs when it can.
 struct TerminalCommand: AsyncParsableCommand {
@@ -137,6 +138,9 @@ func serverURL(_ replica: Replica) throws -> String {
 }
 
 /// Maps library errors to one-line CLI errors.
+/// For a write that failed for want of space where no typed error named the file.
+let diskFullMessage = "the disk holding this file is full: nothing was written (reading still works); free some space and try again"
+
 func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
@@ -146,6 +150,8 @@ func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw CLIError(error.description)
     } catch let error as StoreError {
         throw CLIError(error.detail)
+    } catch where StorageConfiguration.isStorageFull(error) {
+        throw CLIError(diskFullMessage)
     }
 }
 
@@ -156,6 +162,8 @@ func cliErrors<T>(_ body: () throws -> T) throws -> T {
         throw CLIError(error.description)
     } catch let error as StoreError {
         throw CLIError(error.detail)
+    } catch where StorageConfiguration.isStorageFull(error) {
+        throw CLIError(diskFullMessage)
     }
 }
 

@@ -78,7 +78,7 @@ public struct Demo: Sendable {
         let serverEntries = (try? manager.contentsOfDirectory(atPath: directory + "/server")) ?? []
         if !entries.isEmpty {
             let foreign = entries.filter { !Self.ownEntries.contains($0) }
-                + serverEntries.filter { !$0.hasPrefix(SQLiteServerStore.fileName) }.map { "server/" + $0 }
+                + serverEntries.filter { !$0.hasPrefix(SQLiteServerStore.fileName) && $0 != SQLiteServerStore.markerName }.map { "server/" + $0 }
             guard entries.contains(Self.marker), foreign.isEmpty else {
                 throw CLIError("\(directory) is not empty and was not created by the demo (\(foreign.sorted().prefix(3).joined(separator: ", "))); "
                                 + "nothing was deleted: pass --dir with a new or empty folder")

@@ -60,7 +60,8 @@ extension Problem {
             case .replicaMismatch: .forbidden
             case .replicaRolledBack: .conflict
             case .unknownBranch, .unknownDevice, .notFound: .notFound
-            case .noStore: .serviceUnavailable
+            case .noStore, .storeUnavailable: .serviceUnavailable
+            case .storageFull: .init(code: 507, reasonPhrase: "Insufficient Storage")
             }
         self.init(status, error.code.rawValue, error.detail)
         replica = error.replica

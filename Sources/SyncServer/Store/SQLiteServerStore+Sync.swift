@@ -5,6 +5,10 @@ import SyncStorage
 
 extension SQLiteServerStore {
     public func sync(_ request: SyncRequest, from authenticated: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome {
+        try await guarded { try await sync(request, authenticated: authenticated, limits: limits, evidence: evidence) }
+    }
+
+    private func sync(_ request: SyncRequest, authenticated: Device, limits: SyncLimits, evidence: SyncEvidence) async throws -> SyncOutcome {
         // Invariant 10: a terminal that knows more than this store did is proof the store went back.
         let lastSeq = try await writer.read { db in UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0) }
         var (restored, device) = (false, authenticated)
@@ -50,17 +54,23 @@ extension SQLiteServerStore {
         var accepted = 0, conflicts = 0
         var acknowledged = device.acknowledged
         var rejected: [Rejection] = []
+        var refusedNow: [RejectionReason: Int] = [:]
         if !request.changes.isEmpty {
             let outcome = try await writer.write { db in
                 try push(request, device: device, replica: replica, db: db)
             }
             switch outcome {
-            case .stored(let result): (acknowledged, rejected, accepted, conflicts) = result
+            case .stored(let result): (acknowledged, rejected, accepted, conflicts, refusedNow) = result
             case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
             }
-        } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - 60 {
-            try await writer.write { db in
-                try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Double(wall) / 1000, device.id])
+        } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - Self.lastSeenInterval {
+            // A pull is a read: the last-seen time is bookkeeping, and a full disk must not fail the pull.
+            do {
+                try await writer.write { db in
+                    try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Double(wall) / 1000, device.id])
+                }
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+                condition.isFull = true
             }
         }
         if request.changes.contains(where: { $0.change.operation == .erase }) {
@@ -77,8 +87,10 @@ extension SQLiteServerStore {
         }
         response.acknowledged = acknowledged
         response.rejected = rejected
-        return SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
-                           epoch: try await epoch(), detectedRestore: restored)
+        var outcome = SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
+                                  epoch: try await epoch(), detectedRestore: restored)
+        outcome.rejectedByReason = refusedNow
+        return outcome
     }
 
     /// The proofs that this store is older than what a terminal saw (SPEC 7.9): a cursor past the last
@@ -105,7 +117,8 @@ extension SQLiteServerStore {
     }
 
     private enum PushOutcome {
-        case stored((UInt64, [Rejection], Int, Int))
+        /// Acknowledged counter, rejections to report (replays included), accepted, conflicts, refused by this push.
+        case stored((UInt64, [Rejection], Int, Int, [RejectionReason: Int]))
         /// The push re-used counters for other changes: the device now carries on as this replica.
         case rolledBack(ReplicaID, HLC)
     }
@@ -152,8 +165,12 @@ extension SQLiteServerStore {
                        arguments: [replica.databaseValue, Int64(counters.max()!), PushFingerprints(request.changes).encoded])
         try db.execute(sql: "DELETE FROM sync_push_log WHERE replica = ? AND last_counter < ?",
                        arguments: [replica.databaseValue, Int64(acknowledged) - Self.pushLogWindow])
-        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded))
+        let refused = Dictionary(rejectedNow.map { ($0.reason, 1) }, uniquingKeysWith: +)
+        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded, refused))
     }
+
+    /// How stale a device's last-seen time may get before a pull records it (seconds): most pulls write nothing.
+    static let lastSeenInterval: Double = 60
 
     /// How many counters back the push log reaches. A replay older than that (a request held back by
     /// the network across this many later changes) is taken for a restore: harmless, since carrying on
@@ -208,6 +225,12 @@ extension SQLiteServerStore {
             if table == .enquiry && column == Columns.Enquiry.branch && (value.text ?? "").isEmpty { return .failure(Refusal(.invalid)) }
         }
         let key = RowKey(table, change.row)
+        if change.operation == .erase, table == .enquiry, try session.scope(of: key, pending: pending) == nil, !(try session.isDeleted(key)) {
+            // Taken and erased on one terminal before it ever synced (issue 10 item 8): the server never
+            // held it, so there is nothing to remove; the tombstone, in the writer's branch, keeps a late
+            // copy of its writes from ever being stored, and nothing is left to dead-letter.
+            return .success(device.branch)
+        }
         guard let scope = try session.scope(of: key, pending: pending) else {
             // A note whose enquiry is unknown or deleted is out of everyone's scope; an enquiry must name its branch.
             return .failure(Refusal(table == .enquiryNote ? .outOfScope : .invalid))

@@ -14,6 +14,10 @@ public struct SQLiteServerStore: ServerStore {
     let random: RandomSource
     /// Differs each time the store is opened (SPEC 7.9: a restore is trusted once per open).
     let openID: String
+    /// The file as opened, to notice it deleted or replaced under the running server; nil in memory.
+    let file: StoreFile?
+    /// A full disk, once a write has met one; `/healthz` reports it until a write succeeds again.
+    let condition = StoreCondition()
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
 
@@ -37,22 +41,70 @@ public struct SQLiteServerStore: ServerStore {
     /// With `creating` (the default) a missing folder and file are created owner-only (0700/0600; SQLite
     /// gives the `-wal` and `-shm` files the file's mode). Without it a missing store is an error
     /// (``StoreError/Code/noStore``), so that a mistyped folder is refused instead of answered from a
-    /// new, empty store.
+    /// new, empty store. A folder that held a store which is now gone (its `store-id` file or its `-wal`
+    /// is there) and a store that cannot be written are refused either way (``StoreError/Code/storeUnavailable``),
+    /// naming the file, before anything is created.
     public init(directory: String, creating: Bool = true, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
         let path = Self.path(in: directory)
+        try Self.checkFiles(in: directory, path: path)
+        let marker = Self.markerPath(in: directory)
+        let held = try? String(contentsOfFile: marker, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         if !FileManager.default.fileExists(atPath: path) {
+            if let held {
+                throw StoreError(.storeUnavailable, """
+                    \(path) is missing, but this folder held store \(held) (see \(marker)): it was deleted or moved away, and a new, \
+                    empty store would tell every terminal to enroll again. Put it back (or restore a backup and run \
+                    `clinic-sync admin mark-restored --data \(directory)`); to start an empty store here on purpose, delete \(marker) first
+                    """)
+            }
             guard creating else {
                 throw StoreError(.noStore, "no server store at \(path); check --data (or $CLINIC_SYNC_DATA), or create one with `clinic-sync admin branch add --data \(directory) …`")
             }
             try PrivateFiles.createDirectory(directory)
             try PrivateFiles.createFile(path)
         }
-        try self.init(writer: DatabasePool(path: path, configuration: StorageConfiguration.make()), clock: clock, random: random)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: StorageConfiguration.make())
+        } catch let error as DatabaseError {
+            // Name the file and say what SQLite found, never its message (it can quote values).
+            let reason = error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR
+                ? "its disk may be full or failing (\(error.resultCode))" : "SQLite answered \(error.resultCode)"
+            throw StoreError(.storeUnavailable, "cannot open the store \(path): \(reason)")
+        }
+        try self.init(writer: pool, file: StoreFile.current(at: path), clock: clock, random: random)
+        let id = try writer.read { db in try Self.serverReplica(db).description }
+        if let held, held != id {
+            throw StoreError(.storeUnavailable, """
+                \(path) is store \(id), but this folder held store \(held) (see \(marker)): another server's store was put here. \
+                If that is intended, delete \(marker) and start again
+                """)
+        }
+        // Written by the commands that set a store up (`serve` among them), so that others create nothing.
+        if held == nil && creating {
+            guard FileManager.default.createFile(atPath: marker, contents: Data((id + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw StoreError(.storeUnavailable, "cannot write \(marker); the data folder must be writable by the server's user")
+            }
+        }
     }
+
+    /// The file in the data folder naming the store it holds, so that a store that disappears is noticed
+    /// at the next start instead of being replaced by an empty one.
+    public static func markerPath(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(markerName)
+    }
+
+    /// The name of that file.
+    public static let markerName = "store-id"
 
     /// Uses an open database (tests and the simulator pass an in-memory queue).
     public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
+        try self.init(writer: writer, file: nil, clock: clock, random: random)
+    }
+
+    private init(writer: any DatabaseWriter, file: StoreFile?, clock: any WallClock, random: RandomSource) throws {
         self.writer = writer
+        self.file = file
         self.clock = clock
         self.random = random
         var generator = random
@@ -151,55 +203,59 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC) {
-        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
-        return try await writer.write { db in
-            guard let code = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_code WHERE code_hash = ?", arguments: [codeHash]),
-                  code["used_at"] as Double? == nil,
-                  (code["expires_at"] as Double) > now.timeIntervalSince1970,
-                  let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ? AND revoked_at IS NULL", arguments: [code["device_id"] as String])
-            else {
-                // One answer for unknown, used and expired codes, so codes cannot be probed.
-                throw StoreError(.invalidEnrollmentCode, "the enrollment code is unknown, used or expired")
+        try await guarded {
+            let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+            return try await writer.write { db in
+                guard let code = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_code WHERE code_hash = ?", arguments: [codeHash]),
+                      code["used_at"] as Double? == nil,
+                      (code["expires_at"] as Double) > now.timeIntervalSince1970,
+                      let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ? AND revoked_at IS NULL", arguments: [code["device_id"] as String])
+                else {
+                    // One answer for unknown, used and expired codes, so codes cannot be probed.
+                    throw StoreError(.invalidEnrollmentCode, "the enrollment code is unknown, used or expired")
+                }
+                var device = Self.device(from: row)
+                var generator = random
+                var replica = ReplicaID.random(using: &generator)
+                while try Self.isReplicaTaken(replica, db) {
+                    replica = ReplicaID.random(using: &generator)
+                }
+                let name = deviceName.isEmpty ? device.name : deviceName
+                try db.execute(
+                    sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
+                    arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
+                try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
+                try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
+                device.name = name
+                device.replica = replica
+                device.enrolledAt = now
+                var hlc = try Self.hybridClock(db)
+                let reading = hlc.tick(wall: clock.milliseconds())
+                try SyncMeta.set("last_hlc", reading.databaseValue, in: db)
+                return (device, reading)
             }
-            var device = Self.device(from: row)
-            var generator = random
-            var replica = ReplicaID.random(using: &generator)
-            while try Self.isReplicaTaken(replica, db) {
-                replica = ReplicaID.random(using: &generator)
-            }
-            let name = deviceName.isEmpty ? device.name : deviceName
-            try db.execute(
-                sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
-                arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
-            try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
-            try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
-            device.name = name
-            device.replica = replica
-            device.enrolledAt = now
-            var hlc = try Self.hybridClock(db)
-            let reading = hlc.tick(wall: clock.milliseconds())
-            try SyncMeta.set("last_hlc", reading.databaseValue, in: db)
-            return (device, reading)
         }
     }
 
     public func addDevice(branch: String, name: String, role: DeviceRole, codeHash: String, codeExpiresAt: Date) async throws -> Device {
-        let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
-        return try await writer.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM branch WHERE id = ?", arguments: [branch]) != nil else {
-                throw StoreError(.unknownBranch, "no branch '\(branch)'; add it with `clinic-sync admin branch add`")
+        try await guarded {
+            let now = Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+            return try await writer.write { db in
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM branch WHERE id = ?", arguments: [branch]) != nil else {
+                    throw StoreError(.unknownBranch, "no branch '\(branch)'; add it with `clinic-sync admin branch add`")
+                }
+                var generator = random
+                let device = Device(
+                    id: generator.uuidString(), name: name, branch: branch, role: role, replica: nil,
+                    createdAt: now, acknowledged: 0)
+                try db.execute(
+                    sql: "INSERT INTO device (id, name, branch, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [device.id, name, branch, role.name, now.timeIntervalSince1970])
+                try db.execute(
+                    sql: "INSERT INTO enrollment_code (code_hash, device_id, expires_at) VALUES (?, ?, ?)",
+                    arguments: [codeHash, device.id, codeExpiresAt.timeIntervalSince1970])
+                return device
             }
-            var generator = random
-            let device = Device(
-                id: generator.uuidString(), name: name, branch: branch, role: role, replica: nil,
-                createdAt: now, acknowledged: 0)
-            try db.execute(
-                sql: "INSERT INTO device (id, name, branch, role, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [device.id, name, branch, role.name, now.timeIntervalSince1970])
-            try db.execute(
-                sql: "INSERT INTO enrollment_code (code_hash, device_id, expires_at) VALUES (?, ?, ?)",
-                arguments: [codeHash, device.id, codeExpiresAt.timeIntervalSince1970])
-            return device
         }
     }
 
@@ -228,30 +284,34 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func revokeDevice(id: String) async throws -> Device {
-        let now = Double(clock.milliseconds()) / 1000
-        return try await writer.write { db in
-            try db.execute(sql: "UPDATE device SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [now, id])
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
-                throw StoreError(.unknownDevice, "no device '\(id)'")
+        try await guarded {
+            let now = Double(clock.milliseconds()) / 1000
+            return try await writer.write { db in
+                try db.execute(sql: "UPDATE device SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [now, id])
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                    throw StoreError(.unknownDevice, "no device '\(id)'")
+                }
+                return Self.device(from: row)
             }
-            return Self.device(from: row)
         }
     }
 
     /// Deletes a revoked (or never enrolled) device and its enrollment codes. An active device must
     /// be revoked first, so removal never cuts off a terminal by surprise. The changes it pushed stay.
     public func removeDevice(id: String) async throws -> Device {
-        try await writer.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
-                throw StoreError(.unknownDevice, "no device '\(id)'")
+        try await guarded {
+            try await writer.write { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
+                    throw StoreError(.unknownDevice, "no device '\(id)'")
+                }
+                let device = Self.device(from: row)
+                guard device.isRevoked || device.enrolledAt == nil else {
+                    throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
+                }
+                try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+                return device
             }
-            let device = Self.device(from: row)
-            guard device.isRevoked || device.enrolledAt == nil else {
-                throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
-            }
-            try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
-            return device
         }
     }
 
@@ -278,26 +338,28 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func write(_ cells: [CellWrite]) async throws {
-        for cell in cells {
-            if let problem = cell.table.definition.problem(writing: cell.value, to: cell.column) {
-                throw StoreError(.invalidWrite, problem)
-            }
-        }
-        try await writer.write { db in
-            var session = try WriteSession(db: db, store: self)
-            let hlc = session.tick()
-            let changes = cells.map {
-                Change(table: $0.table, row: $0.row, operation: .write(column: $0.column, value: $0.value, baseSeq: 0),
-                       version: Version(hlc: hlc, replica: session.serverReplica))
-            }
-            let pending = PendingRows(changes)
-            try session.apply(try changes.map { change in
-                guard let scope = try session.scope(of: RowKey(change.table, change.row), pending: pending) else {
-                    throw StoreError(.invalidWrite, "\(change.table.name) rows need a branch (and notes an existing enquiry)")
+        try await guarded {
+            for cell in cells {
+                if let problem = cell.table.definition.problem(writing: cell.value, to: cell.column) {
+                    throw StoreError(.invalidWrite, problem)
                 }
-                return (change, scope)
-            })
-            try session.finish()
+            }
+            try await writer.write { db in
+                var session = try WriteSession(db: db, store: self)
+                let hlc = session.tick()
+                let changes = cells.map {
+                    Change(table: $0.table, row: $0.row, operation: .write(column: $0.column, value: $0.value, baseSeq: 0),
+                           version: Version(hlc: hlc, replica: session.serverReplica))
+                }
+                let pending = PendingRows(changes)
+                try session.apply(try changes.map { change in
+                    guard let scope = try session.scope(of: RowKey(change.table, change.row), pending: pending) else {
+                        throw StoreError(.invalidWrite, "\(change.table.name) rows need a branch (and notes an existing enquiry)")
+                    }
+                    return (change, scope)
+                })
+                try session.finish()
+            }
         }
     }
 
@@ -320,23 +382,25 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     private func erase(_ table: TableID, row: String, requireHeld: Bool) async throws -> Erasure {
-        let erasure = try await writer.write { db -> Erasure in
-            if requireHeld {
-                let tombstone = try Int64.fetchOne(
-                    db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
-                if tombstone == Self.erasedTombstone { return .alreadyErased }
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
-                    throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
+        try await guarded {
+            let erasure = try await writer.write { db -> Erasure in
+                if requireHeld {
+                    let tombstone = try Int64.fetchOne(
+                        db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
+                    if tombstone == Self.erasedTombstone { return .alreadyErased }
+                    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
+                        throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
+                    }
                 }
+                var session = try WriteSession(db: db, store: self)
+                let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
+                try session.apply([(change, nil)])
+                try session.finish()
+                return .erased
             }
-            var session = try WriteSession(db: db, store: self)
-            let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
-            try session.apply([(change, nil)])
-            try session.finish()
-            return .erased
+            if erasure == .erased { await StorageConfiguration.checkpointTruncating(writer) }
+            return erasure
         }
-        if erasure == .erased { await StorageConfiguration.checkpointTruncating(writer) }
-        return erasure
     }
 
     /// `sync_cell.value` of a row's erasure tombstone (col 0; a plain delete is 1).
@@ -344,12 +408,18 @@ public struct SQLiteServerStore: ServerStore {
 
     public func conflicts(includeResolved: Bool) async throws -> [ConflictRecord] {
         try await writer.read { db in
-            try Row.fetchAll(db, sql: """
+            // Conflicts name replicas; operators know devices. Every replica id a device ever had maps to it.
+            var names = [try Self.serverReplica(db).description: "server"]
+            for row in try Row.fetchAll(db, sql: "SELECT r.replica, d.name FROM device_replica r JOIN device d ON d.id = r.device") {
+                names[ReplicaID(databaseValue: row[0] as Int64).description] = row[1]
+            }
+            return try Row.fetchAll(db, sql: """
                 SELECT * FROM sync_conflict \(includeResolved ? "" : "WHERE resolved = 0") ORDER BY detected_at
                 """).map { row in
                 ConflictRecord(
                     id: row["id"], table: row["table_name"], row: row["row_id"], column: row["column_name"],
-                    winnerReplica: row["winner_replica"], loserReplica: row["loser_replica"], branch: row["branch"] ?? "",
+                    winnerReplica: row["winner_replica"], loserReplica: row["loser_replica"],
+                    winnerDevice: names[row["winner_replica"] ?? ""], loserDevice: names[row["loser_replica"] ?? ""], branch: row["branch"] ?? "",
                     resolved: row["resolved"] == 1, detectedAt: row["detected_at"] ?? "")
             }
         }
@@ -376,7 +446,9 @@ public struct SQLiteServerStore: ServerStore {
     }
 
     public func markRestored() async throws -> String {
-        try await writer.write { db in try markRestored(db) }
+        try await guarded {
+            try await writer.write { db in try markRestored(db) }
+        }
     }
 
     func markRestored(_ db: Database) throws -> String {

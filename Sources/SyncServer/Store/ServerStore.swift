@@ -64,6 +64,9 @@ public struct ConflictRecord: Hashable, Sendable, Codable {
     public var column: String
     public var winnerReplica: String
     public var loserReplica: String
+    /// The devices behind the two replica ids ("server" for the server's own writes), when known.
+    public var winnerDevice: String?
+    public var loserDevice: String?
     public var branch: String
     public var resolved: Bool
     public var detectedAt: String
@@ -94,6 +97,8 @@ public struct SyncOutcome: Sendable {
     public var epoch: String
     /// This request proved the store was restored from an older copy, and the epoch changed.
     public var detectedRestore = false
+    /// The changes this request refused for the first time, by reason (replays re-report, never re-count).
+    public var rejectedByReason: [RejectionReason: Int] = [:]
 }
 
 /// What a terminal says it already knows of the store, beside its frame (SPEC 7.9): evidence that
@@ -137,6 +142,11 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case noStore = "no_store"
         /// The row (or device) an admin named does not exist.
         case notFound = "not_found"
+        /// The disk (or filesystem quota) holding the store is full: reads still work, writes do not.
+        case storageFull = "storage_full"
+        /// The store cannot be used as it is: its file was deleted or replaced under the running server,
+        /// or it cannot be opened for writing (read-only file, leftovers of a store that is gone).
+        case storeUnavailable = "store_unavailable"
     }
 
     public let code: Code
@@ -162,6 +172,27 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         error.clock = clock
         return error
     }
+}
+
+/// Whether the store can serve: what `/healthz` reports. Codes are stable; details carry no patient data.
+public struct StoreHealth: Sendable, Equatable {
+    /// Nil when healthy; otherwise a stable code such as `storage_full` or `store_unavailable`.
+    public var problem: String?
+    /// What happened and what to do, for the operator.
+    public var detail: String?
+
+    public static let healthy = StoreHealth()
+
+    public init(problem: String? = nil, detail: String? = nil) {
+        self.problem = problem
+        self.detail = detail
+    }
+
+    public init(_ error: StoreError) {
+        self.init(problem: error.code.rawValue, detail: error.detail)
+    }
+
+    public var isHealthy: Bool { problem == nil }
 }
 
 /// Where the server keeps the change log, devices and branches.
@@ -196,4 +227,18 @@ public protocol ServerStore: Sendable {
     func conflicts(includeResolved: Bool) async throws -> [ConflictRecord]
     /// Counts for `/metrics`, at the store's clock; a device is stale after `staleAfter` seconds without a sync.
     func statistics(staleAfter: TimeInterval) async throws -> StoreStatistics
+    /// Whether the store can serve reads and writes now (`/healthz`).
+    func health() async -> StoreHealth
+}
+
+extension ServerStore {
+    /// A store that can say who it is is taken as healthy; stores with more to check say more.
+    public func health() async -> StoreHealth {
+        do {
+            _ = try await serverID()
+            return .healthy
+        } catch {
+            return StoreHealth(problem: "store_unavailable", detail: "the store cannot be read")
+        }
+    }
 }
