@@ -168,6 +168,7 @@ public struct Replica: Sendable {
             for edit in edits {
                 switch edit {
                 case .write(let table, let row, let cells):
+                    if let problem = Schema.problem(rowID: row) { throw ReplicaError(.invalidValue, problem) }
                     for (column, value) in cells {
                         if let problem = table.definition.problem(writing: value, to: column) {
                             throw ReplicaError(.invalidValue, problem)
@@ -393,6 +394,9 @@ public struct Replica: Sendable {
     /// rows are dropped from the outbox, since their values must not leave this file.
     func applyDeletion(_ change: Change, seq: Int64? = nil, in db: Database) throws {
         let outcomes = try applier.apply([SequencedChange(change, seq: seq)], in: db)
+        if case .deleted(_, let cascade) = outcomes.first {
+            for key in [RowKey(change.table, change.row)] + cascade { try UnknownCells.remove(key, in: db) }
+        }
         guard case .deleted(let tombstone, let cascade) = outcomes.first, tombstone.erased else { return }
         var traces: [RowKey] = []
         if change.table == .enquiry {
@@ -431,6 +435,7 @@ public struct Replica: Sendable {
         for key in keys {
             try db.execute(sql: "DELETE FROM \(key.table.name) WHERE id = ?", arguments: [key.row])
             try db.execute(sql: "DELETE FROM sync_cell WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
+            try UnknownCells.remove(key, in: db)
             if !keepingDeadLetters {
                 try db.execute(sql: "UPDATE sync_dead_letter SET value = NULL WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
             }

@@ -1,4 +1,5 @@
 import GRDB
+import SyncCore
 import SyncStorage
 
 /// The terminal's file: schema v1's app tables, plus the outbox, the dead letters and the cursor.
@@ -31,6 +32,22 @@ enum ReplicaSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v1-unknown-cells") { db in
+            try db.execute(sql: """
+                -- Pulled cells of columns this build does not know (a newer schema, SPEC 10): kept with
+                -- their versions so that an upgrade can still deliver them.
+                CREATE TABLE sync_unknown_cell (
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    col INTEGER NOT NULL,
+                    value,
+                    hlc INTEGER NOT NULL,
+                    replica INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (tbl, row, col)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }
@@ -55,4 +72,25 @@ enum MetaKey {
     static let lastFailure = "last_failure"
     static let daemonPID = "daemon_pid"
     static let daemonSeenAt = "daemon_seen_at"
+}
+
+/// Cells of columns a newer schema added, as pulled (SPEC 10).
+enum UnknownCells {
+    /// Keeps a pulled cell of an unknown column if its version is the highest seen for that cell.
+    static func keep(_ change: Change, value: Value, seq: UInt64, in db: Database) throws {
+        guard let column = change.column else { return }
+        let arguments: StatementArguments = [Int64(change.table.rawValue), change.row, Int64(column.rawValue)]
+        if let stored = try Row.fetchOne(db, sql: "SELECT hlc, replica FROM sync_unknown_cell WHERE tbl = ? AND row = ? AND col = ?", arguments: arguments),
+           Version(hlc: HLC(databaseValue: stored[0]), replica: ReplicaID(databaseValue: stored[1])) >= change.version
+        {
+            return
+        }
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_unknown_cell (tbl, row, col, value, hlc, replica, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: arguments + [value, change.version.hlc.databaseValue, change.version.replica.databaseValue, Int64(seq)])
+    }
+
+    /// A deleted, erased or purged row keeps none (invariant 9 for erasures).
+    static func remove(_ key: RowKey, in db: Database) throws {
+        try db.execute(sql: "DELETE FROM sync_unknown_cell WHERE tbl = ? AND row = ?", arguments: [Int64(key.table.rawValue), key.row])
+    }
 }

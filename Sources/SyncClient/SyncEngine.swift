@@ -124,6 +124,10 @@ public struct SyncEngine: Sendable {
                 }
                 continue
             }
+            // A page that says "more" must move the cursor, or this loop would never end.
+            guard !page.more || page.cursor > request.cursor else {
+                throw SyncError(code: .incompatibleServer, detail: "the server said more changes follow but did not advance the cursor (\(page.cursor))")
+            }
             let epoch = response.headers[ProtocolHeader.storeEpoch]
             if let epoch, !resupplied, try replica.storeEpoch().map({ $0 != epoch }) == true {
                 // The server's store was restored from an older copy: send it everything this file
@@ -212,8 +216,11 @@ public struct SyncEngine: Sendable {
                 }
                 try? clock.receive(pulled.change.version.hlc, wall: replica.wall.milliseconds())
                 if case .write(let column, let value, _) = pulled.change.operation {
-                    // A column from a newer schema: this build cannot store it; keep going (forward compatible).
-                    guard let definition = pulled.change.table.definition.column(column) else { continue }
+                    guard let definition = pulled.change.table.definition.column(column) else {
+                        // A column from a newer schema: kept aside with its version for an upgrade to deliver (SPEC 10).
+                        try UnknownCells.keep(pulled.change, value: value, seq: pulled.seq, in: db)
+                        continue
+                    }
                     // Column types never change within v1 (SPEC 10): a value of another storage class is a broken
                     // server's, and once stored it would trap every later read of the row (GRDB's typed decoding).
                     guard definition.type.accepts(value) else {

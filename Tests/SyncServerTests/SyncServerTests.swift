@@ -296,4 +296,80 @@ struct SyncServerTests {
             #expect(Set(richmondAfter.changes.filter { $0.change.row == enquiryA }.compactMap(\.change.column)).count == 4, "the whole row arrives")
         }
     }
+
+    /// Moving many enquiries away leaves the old branch a window of exits and no cells: they come in
+    /// pages of at most the page limit, every one exactly once, and the cursor always advances.
+    @Test func exitsComeInBoundedPages() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            var editor = try await client.enrolledDevice(server, branch: "harley-street", role: .editor)
+            let ids = (0..<25).map { String(format: "0a1b2c3d-0000-4000-8000-%012d", $0) }
+            var changes: [PushedChange] = []
+            for id in ids { changes += newEnquiry(&harley, id, branch: "harley-street", wall: server.clock.milliseconds()) }
+            _ = try await client.syncOK(harley.request(changes), token: harley.token)
+            let before = try await client.pullAll(harley)
+            server.clock.advance(1000)
+            var moves: [PushedChange] = []
+            for id in ids { moves += editor.write(.enquiry, id, [(Columns.Enquiry.branch, "richmond")], baseSeq: before.cursor, wall: server.clock.milliseconds()) }
+            _ = try await client.syncOK(editor.request(moves), token: editor.token)
+
+            var cursor = before.cursor
+            var exited: [String] = []
+            var pages = 0
+            while true {
+                let page = try await client.syncOK(harley.request(cursor: cursor, pageLimit: 10), token: harley.token)
+                pages += 1
+                #expect(page.exits.count + page.changes.count <= 10, "page \(pages) holds \(page.exits.count) exits")
+                #expect(page.cursor > cursor || !page.more, "a page that says more moves the cursor")
+                #expect(page.exits.allSatisfy { $0.seq > cursor && $0.seq <= page.cursor })
+                exited += page.exits.map(\.row)
+                cursor = page.cursor
+                if !page.more { break }
+            }
+            #expect(exited.sorted() == ids, "every exit once")
+            #expect(pages >= 3)
+        }
+    }
+
+    /// Row ids are bounded (SPEC 9): a longer or empty one is refused alone as `invalid`, and pages count its bytes.
+    @Test func rowIDsLongerThanTheLimitAreRefusedAlone() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            let long = String(repeating: "x", count: Schema.maxRowIDBytes + 1)
+            var changes = harley.write(.enquiry, long, [(Columns.Enquiry.branch, "harley-street")], wall: server.clock.milliseconds())
+            changes += harley.write(.enquiry, "", [(Columns.Enquiry.branch, "harley-street")], wall: server.clock.milliseconds())
+            changes += newEnquiry(&harley, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())
+            let response = try await client.syncOK(harley.request(changes), token: harley.token)
+            #expect(response.acknowledged == changes.last!.counter)
+            #expect(Set(response.rejected.map(\.counter)) == [1, 2])
+            #expect(response.rejected.allSatisfy { $0.reason == .invalid })
+            let stored = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM enquiry") }
+            #expect(stored == [enquiryA])
+        }
+    }
+
+    /// A delete of an enquiry the store never held (taken and deleted offline, or re-sent after a store
+    /// restore that forgot the row) is kept as a tombstone in the writer's branch, not refused.
+    @Test func aDeleteOfAnEnquiryTheServerNeverHeldIsKept() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            harley.counter += 1
+            let delete = PushedChange(counter: harley.counter, change: Change(
+                table: .enquiry, row: enquiryB, operation: .delete, version: Version(hlc: harley.clock.tick(wall: server.clock.milliseconds()), replica: harley.replica)))
+            let response = try await client.syncOK(harley.request([delete]), token: harley.token)
+            #expect(response.rejected.isEmpty)
+            let scope = try await server.store.writer.read { db in
+                try String.fetchOne(db, sql: "SELECT scope FROM sync_cell WHERE row = ? AND col = 0", arguments: [enquiryB])
+            }
+            #expect(scope == "harley-street")
+            // A late copy of a write to it meets the tombstone instead of creating the row.
+            let late = newEnquiry(&harley, enquiryB, branch: "harley-street", wall: server.clock.milliseconds() - 500)
+            _ = try await client.syncOK(harley.request(late), token: harley.token)
+            let live = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM enquiry") }
+            #expect(live.isEmpty)
+        }
+    }
 }

@@ -108,6 +108,16 @@ public enum Schema {
     /// row write always fits in a request under the server's default limits, so no single value can
     /// hold an outbox back (invariant 12); large enough for any page the clinic publishes.
     public static let maxValueBytes = 256 << 10
+    /// The longest row id (UTF-8 bytes). Ids are UUIDs and content slugs; a bound keeps a hostile id
+    /// from swelling every page and index that carries it.
+    public static let maxRowIDBytes = 128
+
+    /// Why a row id cannot be stored, or nil.
+    public static func problem(rowID: String) -> String? {
+        if rowID.isEmpty { return "a row id may not be empty" }
+        let size = rowID.utf8.count
+        return size > maxRowIDBytes ? "a row id holds at most \(maxRowIDBytes) bytes; this one has \(size)" : nil
+    }
 
     /// Content kinds the clinic publishes.
     public static let contentKinds = ["page", "treatment", "condition", "testimonial", "practitioner", "notice"]

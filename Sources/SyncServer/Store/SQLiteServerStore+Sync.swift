@@ -217,6 +217,7 @@ extension SQLiteServerStore {
     /// Whether a device may apply a pushed change (invariant 7): the row's scope if so, the reason if not.
     private func authorize(_ change: Change, device: Device, pending: PendingRows, cursor: UInt64, session: WriteSession) throws -> Result<String, Refusal> {
         let table = change.table
+        if Schema.problem(rowID: change.row) != nil { return .failure(Refusal(.invalid)) }
         if table == .conflict { return .failure(Refusal(.immutable)) }
         if device.role == .terminal && table != .enquiry && table != .enquiryNote { return .failure(Refusal(.forbidden)) }
         if case .write(let column, let value, _) = change.operation {
@@ -225,10 +226,12 @@ extension SQLiteServerStore {
             if table == .enquiry && column == Columns.Enquiry.branch && (value.text ?? "").isEmpty { return .failure(Refusal(.invalid)) }
         }
         let key = RowKey(table, change.row)
-        if change.operation == .erase, table == .enquiry, try session.scope(of: key, pending: pending) == nil, !(try session.isDeleted(key)) {
-            // Taken and erased on one terminal before it ever synced (issue 10 item 8): the server never
-            // held it, so there is nothing to remove; the tombstone, in the writer's branch, keeps a late
-            // copy of its writes from ever being stored, and nothing is left to dead-letter.
+        if change.operation == .erase || change.operation == .delete, table == .enquiry,
+           try session.scope(of: key, pending: pending) == nil, !(try session.isDeleted(key)) {
+            // Taken and deleted or erased on one terminal before it ever synced (issue 10 item 8), or
+            // re-sent after a store restore (SPEC 7.9) that forgot the row: there is nothing to remove;
+            // the tombstone, in the writer's branch, keeps a late copy of its writes from ever being
+            // stored, and nothing is left to dead-letter.
             return .success(device.branch)
         }
         guard let scope = try session.scope(of: key, pending: pending) else {
@@ -296,22 +299,31 @@ extension SQLiteServerStore {
             guard let table = TableID(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) else { continue }
             let column: Int64 = row[3]
             let value = Value.fromDatabaseValue(row[4]) ?? .null
-            pageBytes += value.approximateSize
+            let id: String = row[2]
+            pageBytes += value.approximateSize + id.utf8.count
             let operation: Change.Operation =
                 column == 0
                 ? (value == .integer(2) ? .erase : .delete)
                 : .write(column: ColumnID(UInt8(truncatingIfNeeded: column)), value: value, baseSeq: 0)
             changes.append(PulledChange(
                 seq: UInt64(row[0] as Int64),
-                change: Change(table: table, row: row[2], operation: operation,
+                change: Change(table: table, row: id, operation: operation,
                                version: Version(hlc: HLC(databaseValue: row[5]), replica: ReplicaID(databaseValue: row[6])))))
         }
         let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
-        let next = more ? changes.last!.seq : max(cursor, lastSeq)
+        var next = more ? changes.last!.seq : max(cursor, lastSeq)
         var exits: [ScopeExit] = []
         if next > cursor {
-            exits = try Row.fetchAll(db, sql: "SELECT seq, tbl, row FROM sync_exit WHERE branch = ? AND seq > ? AND seq <= ? ORDER BY seq",
-                                     arguments: [device.branch, Int64(cursor), Int64(next)]).compactMap { row in
+            // Exits count against the page too: moving thousands of enquiries away from a branch leaves
+            // that branch a window of exits and no cells, which must still come in bounded pages.
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, tbl, row FROM sync_exit WHERE branch = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                                        arguments: [device.branch, Int64(cursor), Int64(next), limit + 1])
+            if rows.count > limit {
+                next = UInt64(rows[limit - 1]["seq"] as Int64)
+                changes.removeAll { $0.seq > next }
+                more = true
+            }
+            exits = rows.prefix(limit).compactMap { row in
                 TableID(rawValue: UInt8(truncatingIfNeeded: row["tbl"] as Int64)).map { ScopeExit(seq: UInt64(row["seq"] as Int64), table: $0, row: row["row"]) }
             }
         }
