@@ -116,11 +116,25 @@ struct Knowledge: Sendable {
             let cell = HeldVersion(table: change.table, row: change.row, column: change.column?.rawValue ?? 0, version: change.version)
             return held[writes[key]!.device]?.contains(cell) ?? false
         }
-        accepted = Array(kept) + survivors
         expectedConflicts = Array(expectedConflicts.prefix(backup.expectedConflicts))
         serverAcknowledged = backup.acknowledged
+        // A note can be stored again only under a live enquiry: one whose enquiry survives only as a
+        // tombstone (its author deleted it, so holds no cells to re-send) is refused and dead-lettered.
+        let rows = Array(kept) + survivors.filter { writes[$0]!.change.table != .enquiryNote }
         oracle = MergedState()
-        for key in accepted { feedOracle(writes[key]!, step: writes[key]!.step, expectingConflicts: false) }
+        for key in rows { feedOracle(writes[key]!, step: writes[key]!.step, expectingConflicts: false) }
+        let noteEnquiry = Dictionary(writes.values.compactMap { write -> (String, String)? in
+            guard write.change.table == .enquiryNote, case .write(let column, .text(let enquiry), _) = write.change.operation,
+                  column == Columns.Note.enquiry else { return nil }
+            return (write.change.row, enquiry)
+        }, uniquingKeysWith: { first, _ in first })
+        let notes = survivors.filter { key in
+            guard writes[key]!.change.table == .enquiryNote, let enquiry = noteEnquiry[writes[key]!.change.row] else { return false }
+            if case .live = oracle.rows[RowKey(.enquiry, enquiry)] { return true }
+            return false
+        }
+        for key in notes { feedOracle(writes[key]!, step: writes[key]!.step, expectingConflicts: false) }
+        accepted = rows + notes
     }
 
     /// The server gave `device` a new replica id (SPEC 7.8): its pending writes will reach the server

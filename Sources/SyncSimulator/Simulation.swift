@@ -456,7 +456,14 @@ public final class Simulation {
         network.withState { state in
             for (counter, cell) in before.sorted(by: { $0.key < $1.key }) {
                 let old = WriteKey(replica: device.replicaID, counter: UInt64(counter))
-                guard var record = state.knowledge.writes[old], !record.isAccepted, !state.knowledge.accepted.contains(old) else { continue }
+                guard var record = state.knowledge.writes[old], !record.isAccepted else { continue }
+                if let order = state.knowledge.accepted.firstIndex(of: old) {
+                    // Stored before the restore and a survivor: the restored store refused it in the
+                    // request that brought the news, and the re-queued copy is what counts now.
+                    record.status = .accepted(order: order)
+                    state.knowledge.writes[old] = record
+                    continue
+                }
                 state.knowledge.writes[old] = nil
                 // Processed already under its new counter (then the server's answer made that record), or still pending.
                 let processed = state.knowledge.writes.values.contains { other in

@@ -34,19 +34,14 @@ struct SyncSimulatorTests {
     @Test(arguments: 1...200)
     func randomSeedWithAllFaultsPasses(_ seed: Int) async throws {
         let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, faults: .all))
-        if seed == 141 {
-            // Open: a note rejected by a restored store after its enquiry was deleted offline leaves no dead letter.
-            withKnownIssue("seed 141: rejected note without a dead letter after a store restore") { #expect(report.passed, "\(report.text)") }
-        } else {
-            #expect(report.passed, "\(report.text)")
-        }
+        #expect(report.passed, "\(report.text)")
     }
 
     /// Runs the new faults broke before their fixes: a file rolled back after its lost future's push was
     /// stored but unanswered (the client dropped never-sent changes on the server's higher ack); store
     /// restores that refused pending edits of re-sent rows, lost a conflict to re-sent history, kept
     /// conflict records the store had lost, and left a clock behind the answer that brought the news.
-    @Test(arguments: [(14, FaultSet.all), (44, FaultSet.restore), (23, .restore), (82, .restore), (103, .all)])
+    @Test(arguments: [(14, FaultSet.all), (44, FaultSet.restore), (23, .restore), (82, .restore), (103, .all), (1041, .all), (141, .all), (1179, .all)])
     func regressionSeedsForRollbackAndRestorePass(_ seed: Int, _ faults: FaultSet) async throws {
         let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, faults: faults))
         #expect(report.passed, "\(report.text)")
