@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -370,6 +371,35 @@ struct SyncServerTests {
             _ = try await client.syncOK(harley.request(late), token: harley.token)
             let live = try await server.store.writer.read { db in try String.fetchAll(db, sql: "SELECT id FROM enquiry") }
             #expect(live.isEmpty)
+        }
+    }
+
+    /// SPEC 7.9: a device presenting a replica id the store never handed out, with changes acknowledged
+    /// under it, was given that id after the store's backup: it is adopted (the device is not refused
+    /// for good) and counts as proof of the restore. Without anything acknowledged it stays a 403.
+    @Test func aReplicaIDGivenAfterTheBackupIsAdoptedWhenTheDeviceShowsAcknowledgedChanges() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            let harley = try await client.enrolledDevice(server, branch: "harley-street")
+            let later = ReplicaID(harley.replica.rawValue &+ 7)
+            let epochBefore = try await server.store.epoch()
+            func sync(acknowledged: Int?) async throws -> TestResponse {
+                var headers = Wire.headers(token: harley.token)
+                if let acknowledged { headers[HTTPField.Name(ProtocolHeader.acknowledged)!] = String(acknowledged) }
+                let request = SyncRequest(replica: later, clock: harley.clock.last, cursor: 0)
+                return try await client.execute(uri: "/v1/sync", method: .post, headers: headers, body: Wire.body(FrameCodec.encode(request)))
+            }
+            let unproven = try await sync(acknowledged: nil)
+            #expect(unproven.status == .forbidden)
+            #expect(try Wire.problem(unproven).code == "replica_mismatch")
+            let adopted = try await sync(acknowledged: 12)
+            #expect(adopted.status == .ok)
+            #expect(try await server.store.epoch() != epochBefore, "the store now knows it was restored")
+            let stored = try await server.store.writer.read { db in try Int64.fetchOne(db, sql: "SELECT replica FROM device WHERE replica IS NOT NULL AND id = (SELECT device FROM device_replica WHERE replica = ?)", arguments: [later.databaseValue]) }
+            #expect(stored == later.databaseValue)
+            // The id it had before is now a former one: 7.8's answer, naming the adopted id.
+            let former = try await client.sync(harley.request(), token: harley.token)
+            #expect(former.status == .conflict)
         }
     }
 }

@@ -12,7 +12,8 @@ extension SQLiteServerStore {
         // Invariant 10: a terminal that knows more than this store did is proof the store went back.
         let lastSeq = try await writer.read { db in UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0) }
         var (restored, device) = (false, authenticated)
-        if request.cursor > lastSeq || (evidence.acknowledged ?? 0) > authenticated.acknowledged {
+        if request.cursor > lastSeq || (evidence.acknowledged ?? 0) > authenticated.acknowledged
+            || (request.replica != authenticated.replica && (evidence.acknowledged ?? 0) > 0) {
             // Rare: look closer, and write only then, so that a pull stays a read.
             (restored, device) = try await writer.write { db -> (Bool, Device) in
                 var device = authenticated
@@ -99,19 +100,24 @@ extension SQLiteServerStore {
     /// epoch, in the same transaction. Returns whether it did.
     private func detectRestore(_ request: SyncRequest, device: inout Device, evidence: SyncEvidence, db: Database) throws -> Bool {
         let lastSeq = UInt64(try SyncMeta.get("last_seq", in: db) as Int64? ?? 0)
-        let proof = request.cursor > lastSeq || (request.replica == device.replica && (evidence.acknowledged ?? 0) > device.acknowledged)
+        // The device says this store acknowledged its changes under an id the store never handed out.
+        let unknownReplica = try (evidence.acknowledged ?? 0) > 0 && request.replica != device.replica && !Self.isReplicaTaken(request.replica, db)
+        let proof = unknownReplica || request.cursor > lastSeq
+            || (request.replica == device.replica && (evidence.acknowledged ?? 0) > device.acknowledged)
         guard proof else { return false }
-        // Proof from a device is trusted once per time the store is opened: a restore needs a restart,
-        // and a buggy or hostile terminal must not make every terminal re-send everything at will.
-        guard try SyncMeta.get("restore_detected_by_open", in: db) as String? != openID else { return false }
-        try SyncMeta.set("restore_detected_by_open", openID, in: db)
-        if request.replica != device.replica, try !Self.isReplicaTaken(request.replica, db) {
-            // A replica id given after the backup was taken (enrollment, or 7.8): the store adopts it.
+        if unknownReplica {
+            // A replica id this store never handed out, from a device its token authenticates: given
+            // after the backup was taken (enrollment, or 7.8). Adopted even when this open has already
+            // acted on a proof, or the device would be refused for good.
             try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [request.replica.databaseValue, device.id])
             try db.execute(sql: "UPDATE device SET replica = ?, acknowledged = 0 WHERE id = ?", arguments: [request.replica.databaseValue, device.id])
             device.replica = request.replica
             device.acknowledged = 0
         }
+        // Proof from a device is trusted once per time the store is opened: a restore needs a restart,
+        // and a buggy or hostile terminal must not make every terminal re-send everything at will.
+        guard try SyncMeta.get("restore_detected_by_open", in: db) as String? != openID else { return false }
+        try SyncMeta.set("restore_detected_by_open", openID, in: db)
         _ = try markRestored(db)
         return true
     }

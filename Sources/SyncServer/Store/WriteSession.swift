@@ -111,12 +111,14 @@ struct WriteSession {
             let sequenced = run.map { SequencedChange($0.0, seq: nextSeq(), scope: scope) }
             let outcomes = try applier.apply(sequenced, in: db)
             var current = scope
-            for (item, outcome) in zip(sequenced, outcomes) {
-                try handle(outcome, of: item.change, scope: current, detectConflicts: detectConflicts)
+            let branchColumn = key.table.definition.branchColumn
+            // By index, not over zip(...): Swift 6.3's optimizer crashes on the borrowed tuple in release builds.
+            for position in sequenced.indices {
+                let change = sequenced[position].change
+                let movesRow = branchColumn != nil && change.column == branchColumn
+                try handle(outcomes[position], of: change, scope: current, detectConflicts: detectConflicts)
                 // A move re-scopes the row: what follows in this run belongs to its new branch.
-                if item.change.column != nil && item.change.column == key.table.definition.branchColumn {
-                    current = try storedScope(of: key) ?? current
-                }
+                if movesRow { current = try storedScope(of: key) ?? current }
             }
         }
     }
@@ -141,9 +143,10 @@ struct WriteSession {
             }
             return
         }
+        let seen = base(baseSeq)
         switch outcome {
         case .applied(let previous):
-            if detectConflicts, let previous, base(baseSeq) < previous.seq,
+            if detectConflicts, let previous, seen < previous.seq,
                previous.version.replica != change.version.replica, previous.value != value
             {
                 try recordConflict(change, column: column, winner: (value, change.version), loser: (previous.value ?? .null, previous.version), scope: scope)
@@ -154,7 +157,7 @@ struct WriteSession {
                 try move(RowKey(change.table, change.row), from: previous.value?.text ?? "", to: value.text ?? "")
             }
         case .keptCurrent(let current):
-            if detectConflicts, base(baseSeq) < current.seq, current.version.replica != change.version.replica,
+            if detectConflicts, seen < current.seq, current.version.replica != change.version.replica,
                current.value != value
             {
                 try recordConflict(change, column: column, winner: (current.value ?? .null, current.version), loser: (value, change.version), scope: scope)
