@@ -98,10 +98,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
+        // Helpers more than one test target needs (a real full disk).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncCore", "SyncStorage", "SyncServer",
+                "SyncCore", "SyncStorage", "SyncServer", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -118,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "SyncClientTests",
             dependencies: [
-                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "ClinicSyncCLI", "FuzzChecks",
+                "SyncCore", "SyncStorage", "SyncServer", "SyncClient", "ClinicSyncCLI", "FuzzChecks", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

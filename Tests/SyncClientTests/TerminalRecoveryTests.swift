@@ -3,6 +3,7 @@ import GRDB
 import SyncClient
 import SyncCore
 import SyncServer
+import TestSupport
 import Testing
 @testable import ClinicSyncCLI
 

@@ -3,6 +3,7 @@ import GRDB
 import Hummingbird
 import HummingbirdTesting
 import SyncCore
+import TestSupport
 import Testing
 @testable import SyncServer
 

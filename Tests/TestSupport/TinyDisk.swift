@@ -1,18 +1,18 @@
 import Foundation
 
-/// A small tmpfs to fill up: a real full disk (ENOSPC), not a simulated one. Mounting needs root, so
+/// Shared by the test targets. A small tmpfs to fill up: a real full disk (ENOSPC), not a simulated one. Mounting needs root, so
 /// tests using it are enabled only where a mount succeeds (``isAvailable``) and skipped elsewhere.
-struct TinyDisk {
-    let path: String
+public struct TinyDisk: Sendable {
+    public let path: String
     private var filler: String { path + "/filler" }
 
-    static let isAvailable: Bool = {
+    public static let isAvailable: Bool = {
         guard geteuid() == 0, let disk = try? TinyDisk(megabytes: 1) else { return false }
         disk.unmount()
         return true
     }()
 
-    init(megabytes: Int) throws {
+    public init(megabytes: Int) throws {
         path = NSTemporaryDirectory() + "clinic-sync-tinydisk-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         guard Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0700", "tmpfs", path]) else {
@@ -22,7 +22,7 @@ struct TinyDisk {
     }
 
     /// Writes a filler file until the disk refuses another byte.
-    func fill() {
+    public func fill() {
         let fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -31,11 +31,11 @@ struct TinyDisk {
     }
 
     /// Deletes the filler: the disk has room again.
-    func free() {
+    public func free() {
         try? FileManager.default.removeItem(atPath: filler)
     }
 
-    func unmount() {
+    public func unmount() {
         _ = Self.run("/bin/umount", ["-l", path])
         try? FileManager.default.removeItem(atPath: path)
     }
