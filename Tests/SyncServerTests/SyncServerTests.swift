@@ -402,4 +402,31 @@ struct SyncServerTests {
             #expect(former.status == .conflict)
         }
     }
+
+    /// After a store restore the editor's re-sent move can reach the store before the row's creation,
+    /// which only its author (a terminal of the branch the row left) holds. Its re-sent history fills
+    /// the cells the row lacks; an ordinary write, or one to a cell already set, is still out of scope.
+    @Test func reSentHistoryFillsTheCellsAMovedRowLacks() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            var editor = try await client.enrolledDevice(server, branch: "harley-street", role: .editor)
+            let move = editor.write(.enquiry, enquiryA, [(Columns.Enquiry.branch, "richmond")], wall: server.clock.milliseconds())
+            _ = try await client.syncOK(editor.request(move), token: editor.token)
+            let ordinary = harley.write(.enquiry, enquiryA, [(Columns.Enquiry.name, "Test Patient")], wall: server.clock.milliseconds())
+            let refused = try await client.syncOK(harley.request(ordinary), token: harley.token)
+            #expect(refused.rejected.map(\.reason) == [.outOfScope])
+            let history = harley.write(.enquiry, enquiryA, [
+                (Columns.Enquiry.branch, "harley-street"), (Columns.Enquiry.name, "Test Patient"),
+                (Columns.Enquiry.createdAt, "2026-11-29T10:00:00Z"), (Columns.Enquiry.status, "new"),
+            ], baseSeq: UInt64(Int64.max), wall: server.clock.milliseconds())
+            let filled = try await client.syncOK(harley.request(history), token: harley.token)
+            #expect(filled.rejected.map(\.counter) == [history[0].counter], "only the branch cell, which the move already set")
+            let row: [String?] = try await server.store.writer.read { db in
+                let row = try Row.fetchOne(db, sql: "SELECT branch, name, status FROM enquiry WHERE id = ?", arguments: [enquiryA])
+                return [row?["branch"], row?["name"], row?["status"]]
+            }
+            #expect(row == ["richmond", "Test Patient", "new"])
+        }
+    }
 }

@@ -250,7 +250,9 @@ extension SQLiteServerStore {
             if let existing = try session.version(of: key, column: column), existing != change.version { return .failure(Refusal(.immutable)) }
         }
         if device.role == .terminal {
-            if try scope != device.branch && !isForwarded(change, key: key, pending: pending, from: device.branch, cursor: cursor, session: session) {
+            if try scope != device.branch && !isForwarded(change, key: key, pending: pending, from: device.branch, cursor: cursor, session: session)
+                && !fillsRestoredGap(change, key: key, session: session)
+            {
                 return .failure(Refusal(.outOfScope))
             }
             if case .write(let column, let value, _) = change.operation, column == table.definition.branchColumn, value.text != device.branch {
@@ -258,6 +260,18 @@ extension SQLiteServerStore {
             }
         }
         return .success(scope)
+    }
+
+    /// History re-sent after a store restore (base seq 2^63 − 1, SPEC 7.9) for a cell the row lacks: the
+    /// restored store took a later change to the row (a move, re-sent first by the editor) before the
+    /// row's creation, which only its author holds. Filling a cell no one else has set is the row's
+    /// own history coming back, not a write into another branch's record; a cell already set is left
+    /// to the usual rules.
+    private func fillsRestoredGap(_ change: Change, key: RowKey, session: WriteSession) throws -> Bool {
+        guard case .write(let column, _, let baseSeq) = change.operation, baseSeq == UInt64(Int64.max),
+              column != key.table.definition.branchColumn
+        else { return false }
+        return try session.version(of: key, column: column) == nil && !session.isDeleted(key)
     }
 
     /// Work done on an enquiry by a terminal of the branch it has since left, before that terminal could
