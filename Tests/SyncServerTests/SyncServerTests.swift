@@ -429,4 +429,22 @@ struct SyncServerTests {
             #expect(row == ["richmond", "Test Patient", "new"])
         }
     }
+
+    /// A file restored from an older copy of itself re-sends a change the server refused in the lost
+    /// future, after the lost future had moved past it: the replay reports the rejection again (the
+    /// change is dead-lettered), instead of an acknowledgement that makes it look stored.
+    @Test func aReplayedRejectedChangeIsReportedAgainAfterLaterPushes() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.router) { client in
+            var harley = try await client.enrolledDevice(server, branch: "harley-street")
+            let refused = harley.write(.enquiry, enquiryB, [(Columns.Enquiry.branch, "richmond")], wall: server.clock.milliseconds())
+            let first = try await client.syncOK(harley.request(refused), token: harley.token)
+            #expect(first.rejected.map(\.counter) == [refused[0].counter])
+            let later = newEnquiry(&harley, enquiryA, branch: "harley-street", wall: server.clock.milliseconds())
+            _ = try await client.syncOK(harley.request(later), token: harley.token)
+            let replay = try await client.syncOK(harley.request(refused), token: harley.token)
+            #expect(replay.rejected.map(\.counter) == [refused[0].counter])
+            #expect(replay.rejected.first?.reason == .outOfScope)
+        }
+    }
 }

@@ -151,20 +151,21 @@ extension SQLiteServerStore {
         try session.apply(toApply, detectConflicts: true)
         try session.finish()
 
-        // Rejections are kept until the client has moved past them, so a replayed push whose first
-        // answer was lost still reports them.
+        // Rejections are kept as long as the push log: a replayed push — its first answer lost, or
+        // re-sent by a file restored from an older copy of itself that never saw the answer — reports
+        // them again, and the change is dead-lettered instead of taken for stored.
         for rejection in rejectedNow {
             try db.execute(sql: "INSERT OR REPLACE INTO sync_rejection (replica, counter, reason) VALUES (?, ?, ?)",
                            arguments: [replica.databaseValue, Int64(rejection.counter), Int64(rejection.reason.rawValue)])
         }
         let counters = request.changes.map(\.counter)
+        let acknowledged = max(stored, counters.max()!)
         try db.execute(sql: "DELETE FROM sync_rejection WHERE replica = ? AND counter < ?",
-                       arguments: [replica.databaseValue, Int64(counters.min()!)])
-        let rejected = try Row.fetchAll(db, sql: "SELECT counter, reason FROM sync_rejection WHERE replica = ? AND counter <= ? ORDER BY counter",
-                                        arguments: [replica.databaseValue, Int64(counters.max()!)]).compactMap { row in
+                       arguments: [replica.databaseValue, Int64(acknowledged) - Self.pushLogWindow])
+        let rejected = try Row.fetchAll(db, sql: "SELECT counter, reason FROM sync_rejection WHERE replica = ? AND counter BETWEEN ? AND ? ORDER BY counter",
+                                        arguments: [replica.databaseValue, Int64(counters.min()!), Int64(counters.max()!)]).compactMap { row in
             RejectionReason(rawValue: UInt8(row["reason"] as Int64)).map { Rejection(counter: UInt64(row["counter"] as Int64), reason: $0) }
         }
-        let acknowledged = max(stored, counters.max()!)
         try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ? WHERE id = ?",
                        arguments: [Int64(acknowledged), Double(clock.milliseconds()) / 1000, device.id])
         try db.execute(sql: "INSERT OR REPLACE INTO sync_push_log (replica, last_counter, fingerprints) VALUES (?, ?, ?)",
