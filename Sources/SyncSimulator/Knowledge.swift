@@ -146,6 +146,8 @@ struct Knowledge: Sendable {
             moved.key = WriteKey(replica: replica, counter: key.counter)
             moved.change.version.replica = replica
             writes[key] = nil
+            // Heard late (several 409s in flight): the server may already have processed it under the new id.
+            if let processed = writes[moved.key], processed.change.isSameWrite(as: moved.change) { continue }
             writes[moved.key] = moved
             seen[device, default: [:]][CellKey(moved.change), default: []].insert(moved.change.version)
         }
