@@ -110,8 +110,9 @@ struct Knowledge: Sendable {
     /// Writes stored since survive where their author's file still holds their version (it re-sends
     /// it, SPEC 7.9); the others are lost with the store. The oracle becomes the merge of what survives.
     mutating func restoreServer(to backup: ServerBackup, held: [String: Set<HeldVersion>]) {
-        let kept = accepted.prefix(backup.accepted)
-        let survivors = accepted.dropFirst(backup.accepted).filter { key in
+        // (A stored write whose record the bookkeeping lost is reported by the checks, not here.)
+        let kept = accepted.prefix(backup.accepted).filter { writes[$0] != nil }
+        let survivors = accepted.dropFirst(backup.accepted).filter { writes[$0] != nil }.filter { key in
             let change = writes[key]!.change
             let cell = HeldVersion(table: change.table, row: change.row, column: change.column?.rawValue ?? 0, version: change.version)
             return held[writes[key]!.device]?.contains(cell) ?? false
