@@ -38,7 +38,7 @@ package final class EndpointFuzz: Sendable {
         let random = SeededSource(seed: 0x5EED)
         store = try SQLiteServerStore(directory: directory, clock: FixedClock(Self.now), random: random.source)
         // Durability is not under test, and an fsync per request would cost most of the run.
-        try await store.writerForBenchmarks.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = OFF") }
+        try await store.writerForTools.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = OFF") }
         var logger = Logger(label: "fuzz-endpoint")
         // Only an internal error's type is worth printing: it is the finding.
         logger.logLevel = .error
@@ -70,7 +70,7 @@ package final class EndpointFuzz: Sendable {
                                            body: Deflate.compress(FrameCodec.encode(conflicting)))
         guard answer.status == 200 else { throw FuzzFinding("setup push answered \(answer.status)") }
         pristine = try DatabaseQueue()
-        try store.writerForBenchmarks.backup(to: pristine)
+        try store.writerForTools.backup(to: pristine)
     }
 
     private static func enroll(store: SQLiteServerStore, endpoint: SyncEndpoint<SQLiteServerStore>, role: DeviceRole) async throws -> Caller {
@@ -83,7 +83,7 @@ package final class EndpointFuzz: Sendable {
 
     /// One fuzz input: up to three requests against the freshly restored store.
     package func check(_ bytes: [UInt8]) async throws {
-        try pristine.backup(to: store.writerForBenchmarks)
+        try pristine.backup(to: store.writerForTools)
         var input = FuzzInput(bytes)
         let steps = 1 + input.int(below: 3)
         for _ in 0..<steps {
@@ -154,7 +154,7 @@ package final class EndpointFuzz: Sendable {
 
     /// What a replayed push must leave alone: the change log, exits, seq and clock high-water marks.
     private func state() async throws -> [Int64] {
-        try await store.writerForBenchmarks.read { db in
+        try await store.writerForTools.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM sync_cell), (SELECT coalesce(max(seq), 0) FROM sync_cell),
                     (SELECT coalesce(sum(hlc % 1000003), 0) FROM sync_cell), (SELECT count(*) FROM sync_exit),

@@ -36,7 +36,7 @@ extension Bench {
             guard try replica.status().enquiries == expectedRows else { throw BenchError("bootstrap pulled \(try replica.status().enquiries) of \(expectedRows) enquiries") }
 
             // The naive way: copy the server's whole file, deflated.
-            await StorageConfiguration.checkpointTruncating(store.writerForBenchmarks)
+            await StorageConfiguration.checkpointTruncating(store.writerForTools)
             var copied = 0
             let naive = try Self.time {
                 let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: serverDirectory + "/" + SQLiteServerStore.fileName)))

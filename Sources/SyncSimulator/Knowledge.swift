@@ -110,7 +110,8 @@ struct Knowledge: Sendable {
     /// Writes stored since survive where their author's file still holds their version (it re-sends
     /// it, SPEC 7.9); the others are lost with the store. The oracle becomes the merge of what survives.
     mutating func restoreServer(to backup: ServerBackup, held: [String: Set<HeldVersion>]) {
-        // (A stored write whose record the bookkeeping lost is reported by the checks, not here.)
+        // A stored write whose record the bookkeeping lost stays listed, so the checks report it.
+        let lost = accepted.filter { writes[$0] == nil }
         let kept = accepted.prefix(backup.accepted).filter { writes[$0] != nil }
         let survivors = accepted.dropFirst(backup.accepted).filter { writes[$0] != nil }.filter { key in
             let change = writes[key]!.change
@@ -135,7 +136,7 @@ struct Knowledge: Sendable {
             return false
         }
         for key in notes { feedOracle(writes[key]!, step: writes[key]!.step, expectingConflicts: false) }
-        accepted = rows + notes
+        accepted = rows + notes + lost
     }
 
     /// The server gave `device` a new replica id (SPEC 7.8): its pending writes will reach the server

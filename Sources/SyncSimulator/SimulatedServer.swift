@@ -38,7 +38,7 @@ final class SimulatedServer: @unchecked Sendable {
     /// Stops the server (its connections closed), runs `body` on its store's path, and starts it again.
     func withStopped(_ body: (String) throws -> Void) throws {
         try lock.withLock {
-            try current.store.writerForBenchmarks.close()
+            try current.store.writerForTools.close()
             try body(path)
             current = try Self.open(directory: directory, clock: clock, random: random, breakMergeRule: breakMergeRule)
             restarts += 1

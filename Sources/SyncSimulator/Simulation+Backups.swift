@@ -67,7 +67,7 @@ extension Simulation {
         try FileManager.default.createDirectory(atPath: backupDirectory, withIntermediateDirectories: true)
         let path = "\(backupDirectory)/server-\(currentStep).sqlite.bak"
         try? FileManager.default.removeItem(atPath: path)
-        try server.store.writerForBenchmarks.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+        try server.store.writerForTools.writeWithoutTransaction { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
         serverBackup = network.withState { state in
             ServerBackup(path: path, step: state.step, accepted: state.knowledge.accepted.count,
                          expectedConflicts: state.knowledge.expectedConflicts.count, acknowledged: state.knowledge.serverAcknowledged)

@@ -165,6 +165,6 @@ extension CLIContractTests {
             .write(to: URL(fileURLWithPath: content + "/notice-x.md"))
         let message = await Self.failure(["admin", "content", "import", "--data", data, content])
         #expect(message?.contains("branch 'harley-stret', which does not exist") == true, "\(message ?? "imported")")
-        #expect(try await store.writerForBenchmarks.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM content") } == 0, "nothing was imported")
+        #expect(try await store.writerForTools.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM content") } == 0, "nothing was imported")
     }
 }

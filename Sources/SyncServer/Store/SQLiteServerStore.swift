@@ -121,8 +121,8 @@ public struct SQLiteServerStore: ServerStore {
         }
     }
 
-    /// The database, for benchmarks that measure the file itself.
-    package var writerForBenchmarks: any DatabaseWriter { writer }
+    /// The database, for tools that work on the file itself: the benchmark measures it, the simulator backs it up and stops it.
+    package var writerForTools: any DatabaseWriter { writer }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
