@@ -52,3 +52,27 @@ struct LogOptions: ParsableArguments {
         return logger
     }
 }
+
+/// Range checks for operator input. A value out of range is a usage error naming the option and the range;
+/// nothing is wrapped, clamped or trapped on (`serve --port 80000` once listened on 14464).
+enum Check {
+    static func port(_ value: Int, _ option: String = "--port") throws {
+        guard (0...65_535).contains(value) else { throw ValidationError("\(option) must be 0–65535 (0 picks a free port), not \(value)") }
+    }
+
+    static func range<T: Comparable & CustomStringConvertible>(_ value: T, _ range: ClosedRange<T>, _ option: String, unit: String = "") throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(option) must be \(range.lowerBound)–\(range.upperBound)\(unit.isEmpty ? "" : " " + unit), not \(value)")
+        }
+    }
+
+    /// Seconds as a finite number in `range` (inf and nan parse as Doubles, and would trap once made integers).
+    static func seconds(_ value: Double, _ range: ClosedRange<Double>, _ option: String) throws {
+        guard value.isFinite, range.contains(value) else {
+            throw ValidationError("\(option) must be \(range.lowerBound.formatted())–\(range.upperBound.formatted()) seconds, not \(value)")
+        }
+    }
+
+    /// The longest interval anything here waits or looks back: a year.
+    static let year = 366.0 * 86_400
+}

@@ -25,8 +25,7 @@ public struct Bench: Sendable {
     }
 
     public func run() async throws -> BenchReport {
-        try? FileManager.default.removeItem(atPath: configuration.directory)
-        try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        try Self.prepare(configuration.directory)
         var rows: [BenchRow] = []
         var figures: [String: Double] = [:]
         let sections = configuration.sections
@@ -64,6 +63,25 @@ public struct Bench: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The file that marks a folder as the benchmark's own, so that only such a folder is ever wiped.
+    static let markerName = ".clinic-sync-bench"
+
+    /// Empties the work folder, refusing any folder that holds files and is not the benchmark's own:
+    /// `--dir` pointed at a data folder by mistake must not delete a clinic's store.
+    static func prepare(_ directory: String) throws {
+        let files = FileManager.default
+        if let contents = try? files.contentsOfDirectory(atPath: directory), !contents.isEmpty {
+            guard contents.contains(markerName) else {
+                throw BenchError("\(directory) holds files and is not a benchmark folder (no \(markerName) in it); nothing was deleted. Choose an empty or new --dir")
+            }
+            try files.removeItem(atPath: directory)
+        }
+        try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        guard files.createFile(atPath: (directory as NSString).appendingPathComponent(markerName), contents: Data()) else {
+            throw BenchError("cannot write in \(directory)")
+        }
+    }
 
     func path(_ name: String) -> String { configuration.directory + "/" + name }
 

@@ -136,6 +136,8 @@ struct AdminCommand: AsyncParsableCommand {
                 enum Keys: String, CodingKey { case state, stale }
             }
 
+            func validate() throws { try Check.seconds(staleAfter, 1...Check.year, "--stale-after") }
+
             static func listing(_ devices: [Device], now: Date, staleAfter: TimeInterval) -> [Listed] {
                 devices.map { device in
                     let stale = device.isStale(now: now, threshold: staleAfter)
@@ -267,6 +269,8 @@ struct AdminCommand: AsyncParsableCommand {
         @Option(help: "Seed: the same seed gives the same enquiries.") var seed: UInt64 = 1
         @Option(help: "Only this branch (default: spread over every branch).") var branch: String?
         @OptionGroup var output: JSONFlag
+
+        func validate() throws { try Check.range(enquiries, 1...10_000_000, "--enquiries") }
 
         func run() async throws {
             let store = try data.store()

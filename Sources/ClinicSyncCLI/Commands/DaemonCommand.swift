@@ -27,7 +27,8 @@ struct DaemonCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
 
     func validate() throws {
-        guard interval > 0, maxBackoff ?? 1 > 0 else { throw ValidationError("--interval and --max-backoff must be positive") }
+        try Check.seconds(interval, 0.1...86_400, "--interval")
+        if let maxBackoff { try Check.seconds(maxBackoff, 0.1...86_400, "--max-backoff") }
     }
 
     func run() async throws {

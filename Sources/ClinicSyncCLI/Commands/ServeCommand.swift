@@ -30,6 +30,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds without a sync after which /metrics counts a device as stale.", valueName: "seconds")) var staleAfter = 3_600.0
     @OptionGroup var log: LogOptions
 
+    func validate() throws {
+        guard !host.isEmpty else { throw ValidationError("--host must not be empty (127.0.0.1 for this machine only, 0.0.0.0 for every interface)") }
+        try Check.port(port)
+        try Check.range(maxBody, 1_024...(1 << 30), "--max-body", unit: "bytes")
+        try Check.range(maxInflated, maxBody...(4 << 30), "--max-inflated", unit: "bytes (at least --max-body)")
+        try Check.range(maxRatio, 2...1_000_000, "--max-ratio")
+        try Check.range(maxChanges, 1...1_000_000, "--max-changes")
+        try Check.range(maxPage, 1...1_000_000, "--max-page")
+        try Check.range(maxClockDrift, 1...Int(Check.year), "--max-clock-drift", unit: "seconds")
+        try Check.seconds(staleAfter, 1...Check.year, "--stale-after")
+    }
+
     func run() async throws {
         let logger = try log.logger("clinic-sync.server")
         var limits = SyncLimits()

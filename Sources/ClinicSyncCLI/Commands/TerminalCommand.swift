@@ -23,7 +23,15 @@ struct TerminalCommand: AsyncParsableCommand {
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
-            let identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "") }
+            let existed = FileManager.default.fileExists(atPath: replica.db)
+            let identity: ReplicaIdentity
+            do {
+                identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "") }
+            } catch {
+                // A failed enrollment leaves no empty replica behind for the next command to call "not enrolled".
+                if !existed { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: replica.db + suffix) } }
+                throw error
+            }
             if output.json { try Output.json(identity) } else {
                 print("enrolled \(replica.db) as replica \(identity.replica) at \(identity.branch) (\(identity.role.name)); next: clinic-sync terminal sync")
             }
