@@ -10,6 +10,18 @@ public func buildApplication<Store: ServerStore>(
     onServerRunning: (@Sendable (Int) async -> Void)? = nil
 ) -> some ApplicationProtocol {
     let logger = logger ?? Logger(label: configuration.serverName)
+    return Application(
+        router: buildRouter(configuration, store: store, metrics: metrics),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName),
+        onServerRunning: { channel in
+            await onServerRunning?(channel.localAddress?.port ?? configuration.port)
+        },
+        logger: logger)
+}
+
+/// The server's routes and middleware. Apart from ``buildApplication`` so that tests can read the
+/// router's own route list (`Router.routes`) and check protocol/openapi.yaml against it.
+func buildRouter<Store: ServerStore>(_ configuration: ServerConfiguration, store: Store, metrics: ServerMetrics) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorShieldMiddleware())
@@ -35,13 +47,7 @@ public func buildApplication<Store: ServerStore>(
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }
     SyncController(store: store, limits: configuration.limits, metrics: metrics).addRoutes(to: router)
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName),
-        onServerRunning: { channel in
-            await onServerRunning?(channel.localAddress?.port ?? configuration.port)
-        },
-        logger: logger)
+    return router
 }
 
 /// Turns any error that is not already an HTTP problem into a 500 that says nothing about its cause

@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 import ServiceLifecycle
-import SyncClient
+@testable import SyncClient
 import SyncCore
+import Synchronization
 import Testing
 
 @Suite("Sync daemon")
@@ -41,7 +42,7 @@ struct DaemonTests {
     ) async -> [Attempt] {
         let clock = TestClock()
         let log = Log()
-        let daemon = SyncDaemon(configuration: configuration, logger: Harness.logger, seed: seed, sleep: { try await clock.sleep($0) }) {
+        let daemon = SyncDaemon(configuration: configuration, logger: Harness.logger, seed: seed, sleep: { try await clock.sleep($0) }) { _ in
             let now = clock.now
             let up = !outage().contains(now)
             log.append(Attempt(at: now, succeeded: up))
@@ -113,15 +114,35 @@ struct DaemonTests {
         #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == interval }, "then on the interval: \(times)")
     }
 
-    @Test func notifiesSystemdOverItsSocket() throws {
+    /// A datagram socket standing in for systemd's `$NOTIFY_SOCKET`.
+    final class NotifySocket {
         let path = NSTemporaryDirectory() + "notify-\(UUID().uuidString.prefix(8)).sock"
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd); unlink(path) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        #expect(bound == 0)
+
+        init() throws {
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            try #require(bound == 0)
+        }
+
+        deinit { close(fd); unlink(path) }
+
+        /// Every message received so far, without waiting.
+        func drain() -> [String] {
+            var messages: [String] = []
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while case let received = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)), received > 0 {
+                messages.append(String(decoding: buffer.prefix(received), as: UTF8.self))
+            }
+            return messages
+        }
+    }
+
+    @Test func notifiesSystemdOverItsSocket() throws {
+        let socket = try NotifySocket()
+        let (fd, path) = (socket.fd, socket.path)
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10000000"])
         #expect(notifier.isActive && notifier.watchdogInterval == .seconds(5))
         notifier.ready(status: "starting first sync")
@@ -130,6 +151,40 @@ struct DaemonTests {
         #expect(received > 0)
         #expect(String(decoding: buffer.prefix(max(received, 0)), as: UTF8.self) == "READY=1\nSTATUS=starting first sync")
         #expect(!SystemdNotifier(environment: [:]).isActive)
+    }
+
+    /// Issue 13: pings mean "sync makes progress". A cycle that hangs stops them, so systemd's
+    /// `WatchdogSec` restarts the daemon; cycles that move, and the waits between them, keep them going.
+    @Test func aHungSyncStopsTheWatchdogPings() async throws {
+        let socket = try NotifySocket()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "100000"])
+        let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let cycles = Mutex(0)
+        let daemon = SyncDaemon(
+            configuration: .init(interval: .milliseconds(20), stallLimit: .milliseconds(200)), notifier: notifier, logger: Harness.logger,
+            seed: 1, sleep: { try await Task.sleep(for: $0) }
+        ) { progress in
+            let cycle = cycles.withLock { $0 += 1; return $0 }
+            guard cycle >= 3 else {
+                progress(SyncProgress(pushed: 0, pending: 0, pulled: 1, pages: 1, bytesSent: 0, bytesReceived: 0))
+                return SyncSummary()
+            }
+            startedContinuation.yield()
+            try await Task.sleep(for: .seconds(3_600))  // a request that never answers
+            return SyncSummary()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await daemon.run() }
+            for await _ in started { break }
+            try await Task.sleep(for: .seconds(1))
+            let beforeAndDuring = socket.drain()
+            #expect(beforeAndDuring.contains("WATCHDOG=1"), "pinged while healthy: \(beforeAndDuring)")
+            #expect(beforeAndDuring.contains { $0.hasPrefix("STATUS=sync stalled") }, "\(beforeAndDuring)")
+            try await Task.sleep(for: .milliseconds(600))
+            let later = socket.drain()
+            #expect(!later.contains("WATCHDOG=1"), "no pings while the sync hangs: \(later)")
+            group.cancelAll()
+        }
     }
 
     @Test func syncsOnStartAndStopsGracefully() async throws {

@@ -87,7 +87,7 @@ struct OperatorErrorTests {
     @Test func theBenchmarkWipesOnlyItsOwnFolder() async throws {
         let directory = try CLIContractTests.scratch()
         let store = directory + "/server.sqlite"
-        FileManager.default.createFile(atPath: store, contents: Data("patient data".utf8))
+        try #require(FileManager.default.createFile(atPath: store, contents: Data("patient data".utf8)))
         let message = await CLIContractTests.failure(["bench", "--quick", "--dir", directory])
         #expect(message?.contains("is not a benchmark folder") == true)
         #expect(FileManager.default.contents(atPath: store) == Data("patient data".utf8))

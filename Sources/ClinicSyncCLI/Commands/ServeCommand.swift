@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SyncClient
 import SyncServer
 
 /// `clinic-sync serve`: the head-office sync server.
@@ -62,15 +63,47 @@ struct ServeCommand: AsyncParsableCommand {
         let dataFolder = data.data
         var configuration = ServerConfiguration(host: host, port: port, limits: limits)
         configuration.staleAfter = staleAfter
+        let notifier = SystemdNotifier()
         let app = buildApplication(configuration, store: store, logger: logger) { port in
             logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
+            // systemd (Type=notify) starts dependants only now: the store is open and the port bound.
+            notifier.ready(status: "listening on \(host):\(port)")
         }
-        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let watchdog = ServerWatchdog(notifier: notifier, logger: logger) { await store.health() }
+        let services = ServiceGroup(configuration: .init(services: [app, watchdog], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await services.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw CLIError("cannot listen on \(host):\(port): the address is already in use (another server running?); stop it or choose another --port")
         }
         logger.notice("stopped")
+    }
+}
+
+/// Pings systemd's watchdog while the store answers: each ping follows a health check that read the
+/// store, so a server wedged on its database stops pinging and systemd restarts it after `WatchdogSec`.
+/// An unhealthy answer (a full disk) still pings, since a restart would not cure it; the status says why.
+struct ServerWatchdog: Service {
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let health: @Sendable () async -> StoreHealth
+
+    func run() async throws {
+        guard let interval = notifier.watchdogInterval else {
+            try? await gracefulShutdown()
+            notifier.stopping()
+            return
+        }
+        var reported: String?
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let current = await health()
+            notifier.watchdog()
+            if current.problem != reported {
+                notifier.status(current.problem.map { "store problem: \($0) (see /healthz)" } ?? "serving")
+                reported = current.problem
+            }
+            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: interval) })) != nil else { break }
+        }
+        notifier.stopping()
     }
 }

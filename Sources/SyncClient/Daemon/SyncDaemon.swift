@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import SyncCore
 import UnixSignals
 
@@ -11,29 +12,35 @@ import UnixSignals
 ///
 /// The wait before the next cycle is restarted after every cycle, so the first success after an
 /// outage (timer or signal) puts the daemon straight back on its interval.
+///
+/// Watchdog pings say "sync is making progress", not "the process exists": they go out while the
+/// daemon waits between cycles, and during a cycle only while it moves (a request answered, a page
+/// applied) within ``SyncDaemonConfiguration/stallLimit``. A sync that hangs stops the pings, and
+/// systemd restarts the daemon after `WatchdogSec`.
 public struct SyncDaemon: Service {
     let configuration: SyncDaemonConfiguration
     let notifier: SystemdNotifier
     let logger: Logger
-    let sync: @Sendable () async throws -> SyncSummary
+    let sync: @Sendable (_ progress: @escaping @Sendable (SyncProgress) -> Void) async throws -> SyncSummary
     let sleep: @Sendable (Duration) async throws -> Void
     /// Seeds this daemon's jitter: random per process, so terminals do not retry in lockstep.
     let seed: UInt64
     /// Whether SIGUSR1 asks for a sync (off in tests, where a stray signal would end the test run).
     let trapsSignals: Bool
     private let wakes = DaemonWakes()
+    private let heartbeat = Heartbeat()
 
     public init(engine: SyncEngine, configuration: SyncDaemonConfiguration = .init(), notifier: SystemdNotifier = .init(), logger: Logger) {
         var generator = SystemRandomNumberGenerator()
         self.init(configuration: configuration, notifier: notifier, logger: logger, seed: generator.next(), trapsSignals: true,
-                  sleep: { try await Task.sleep(for: $0) }, sync: { try await engine.syncRecordingOutcome(daemon: getpid()) })
+                  sleep: { try await Task.sleep(for: $0) }, sync: { try await engine.syncRecordingOutcome(daemon: getpid(), progress: $0) })
     }
 
     /// A daemon on an injected clock (`sleep`), jitter seed and sync action: for tests and the simulator.
     package init(
         configuration: SyncDaemonConfiguration, notifier: SystemdNotifier = .init(environment: [:]), logger: Logger, seed: UInt64,
         trapsSignals: Bool = false, sleep: @escaping @Sendable (Duration) async throws -> Void,
-        sync: @escaping @Sendable () async throws -> SyncSummary
+        sync: @escaping @Sendable (_ progress: @escaping @Sendable (SyncProgress) -> Void) async throws -> SyncSummary
     ) {
         self.configuration = configuration
         self.notifier = notifier
@@ -58,9 +65,22 @@ public struct SyncDaemon: Service {
                     }
                 }
                 if let interval = notifier.watchdogInterval {
+                    // Without a configured limit: no progress for as long as systemd's own WatchdogSec.
+                    let stallLimit = configuration.stallLimit ?? interval * 2
                     group.addTask {
+                        var withheld = false
                         while !Task.isCancelled {
-                            notifier.watchdog()
+                            if let stalled = heartbeat.stalled(longerThan: stallLimit) {
+                                if !withheld {
+                                    logger.error("sync stalled: no progress, withholding watchdog pings so systemd restarts the daemon",
+                                                 metadata: ["stalled_s": "\(stalled.components.seconds)"])
+                                    notifier.status("sync stalled for \(stalled.components.seconds) s")
+                                }
+                                withheld = true
+                            } else {
+                                notifier.watchdog()
+                                withheld = false
+                            }
                             guard (try? await Task.sleep(for: interval)) != nil else { return }
                         }
                     }
@@ -95,8 +115,10 @@ public struct SyncDaemon: Service {
 
     /// One sync; returns the new count of consecutive failures.
     func cycle(reason: DaemonWake, failures: Int) async -> Int {
+        heartbeat.begin()
+        defer { heartbeat.end() }
         do {
-            let summary = try await sync()
+            let summary = try await sync { [heartbeat] _ in heartbeat.beat() }
             let status = "synced: \(summary.pushed) sent, \(summary.pulled) received, \(summary.openConflicts) open conflicts"
             notifier.status(status)
             logger.info("sync", metadata: [
@@ -114,6 +136,24 @@ public struct SyncDaemon: Service {
             logger.error("sync failed", metadata: ["error_type": "\(type(of: error))", "failures": "\(failures + 1)"])
             notifier.status("sync failed; retrying with backoff")
             return failures + 1
+        }
+    }
+}
+
+/// When the current sync cycle last moved; nil between cycles. Read by the watchdog task.
+final class Heartbeat: Sendable {
+    private let lastMove = Mutex<ContinuousClock.Instant?>(nil)
+
+    func begin() { beat() }
+    func beat() { lastMove.withLock { $0 = .now } }
+    func end() { lastMove.withLock { $0 = nil } }
+
+    /// How long the running cycle has not moved, if longer than `limit`.
+    func stalled(longerThan limit: Duration) -> Duration? {
+        lastMove.withLock { last in
+            guard let last else { return nil }
+            let quiet = ContinuousClock.now - last
+            return quiet > limit ? quiet : nil
         }
     }
 }

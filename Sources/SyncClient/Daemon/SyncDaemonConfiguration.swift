@@ -9,11 +9,15 @@ public struct SyncDaemonConfiguration: Sendable {
     /// The longest wait between retries while offline. Nil (the default): the interval, so that a
     /// terminal is back in sync within one interval of the server's return, however long it was away.
     public var maxBackoff: Duration?
+    /// How long a sync may go without progress (an answer received, a page applied) before watchdog
+    /// pings stop. Nil (the default): systemd's `WatchdogSec`.
+    public var stallLimit: Duration?
 
-    public init(interval: Duration = .seconds(30), initialBackoff: Duration = .seconds(2), maxBackoff: Duration? = nil) {
+    public init(interval: Duration = .seconds(30), initialBackoff: Duration = .seconds(2), maxBackoff: Duration? = nil, stallLimit: Duration? = nil) {
         self.interval = interval
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
+        self.stallLimit = stallLimit
     }
 
     /// The delay before the next attempt after `failures` consecutive failures: the interval after a
