@@ -8,8 +8,8 @@ import SyncServer
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage branches, devices, content, conflicts and erasure on the server's data folder.",
-        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, MarkRestored.self])
+        abstract: "Manage branches, devices, content, conflicts, erasure and backups on the server's data folder.",
+        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, Backup.self, Restore.self, MarkRestored.self])
 
     struct Branch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add, import or list branches.", subcommands: [Add.self, Import.self, List.self])

@@ -53,6 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxPageSize = maxPage
         limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000
         let store = try data.store(creating: true)
+        // Held until the process ends: `admin restore` refuses to swap the store under it, a second server to share it.
+        let lock = try cliErrors { try ServerLock.acquire(directory: data.data) }
         // Stores made before files were created owner-only, or copied with another umask, keep their modes.
         for (path, mode) in SQLiteServerStore.looseFiles(in: data.data) {
             logger.warning("patient data readable by other local users", metadata: [
@@ -76,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw CLIError("cannot listen on \(host):\(port): the address is already in use (another server running?); stop it or choose another --port")
         }
+        withExtendedLifetime(lock) {}
         logger.notice("stopped")
     }
 }

@@ -158,6 +158,8 @@ func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw CLIError(error.description)
     } catch let error as StoreError {
         throw CLIError(error.detail)
+    } catch let error as BackupError {
+        throw CLIError(error.description)
     } catch where StorageConfiguration.isStorageFull(error) {
         throw CLIError(diskFullMessage)
     }
@@ -170,6 +172,8 @@ func cliErrors<T>(_ body: () throws -> T) throws -> T {
         throw CLIError(error.description)
     } catch let error as StoreError {
         throw CLIError(error.detail)
+    } catch let error as BackupError {
+        throw CLIError(error.description)
     } catch where StorageConfiguration.isStorageFull(error) {
         throw CLIError(diskFullMessage)
     }

@@ -40,6 +40,13 @@ struct StoreFile: Sendable, Equatable {
 final class StoreCondition: @unchecked Sendable {
     private let lock = NSLock()
     private var full = false
+    private var ledgerError: String?
+
+    /// Why an append to the erasure ledger failed since the server started: that erasure has no line in it.
+    var ledgerFailure: String? {
+        get { lock.withLock { ledgerError } }
+        set { lock.withLock { ledgerError = newValue } }
+    }
 
     /// Whether the last write failed for want of space and no probe has succeeded since.
     var isFull: Bool {
@@ -93,6 +100,10 @@ extension SQLiteServerStore {
             } catch {
                 return StoreHealth(StoreError.storageFull)
             }
+        }
+        if let failure = condition.ledgerFailure {
+            // The erasure is stored; only its copy for restores is missing. Said so that a restore is not trusted blindly.
+            return StoreHealth(problem: "erasure_ledger_unwritable", detail: "\(failure); a restore of an older backup may bring erased enquiries back until this is fixed")
         }
         return .healthy
     }

@@ -18,6 +18,8 @@ public struct SQLiteServerStore: ServerStore {
     let file: StoreFile?
     /// A full disk, once a write has met one; `/healthz` reports it until a write succeeds again.
     let condition = StoreCondition()
+    /// Where committed erasures are also written, outside the store, for restores to replay; nil in memory.
+    let ledger: ErasureLedger?
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
 
@@ -72,7 +74,7 @@ public struct SQLiteServerStore: ServerStore {
                 ? "its disk may be full or failing (\(error.resultCode))" : "SQLite answered \(error.resultCode)"
             throw StoreError(.storeUnavailable, "cannot open the store \(path): \(reason)")
         }
-        try self.init(writer: pool, file: StoreFile.current(at: path), clock: clock, random: random)
+        try self.init(writer: pool, file: StoreFile.current(at: path), ledger: ErasureLedger(directory: directory), clock: clock, random: random)
         let id = try writer.read { db in try Self.serverReplica(db).description }
         if let held, held != id {
             throw StoreError(.storeUnavailable, """
@@ -99,12 +101,13 @@ public struct SQLiteServerStore: ServerStore {
 
     /// Uses an open database (tests and the simulator pass an in-memory queue).
     public init(writer: any DatabaseWriter, clock: any WallClock = SystemWallClock(), random: RandomSource = .system) throws {
-        try self.init(writer: writer, file: nil, clock: clock, random: random)
+        try self.init(writer: writer, file: nil, ledger: nil, clock: clock, random: random)
     }
 
-    private init(writer: any DatabaseWriter, file: StoreFile?, clock: any WallClock, random: RandomSource) throws {
+    private init(writer: any DatabaseWriter, file: StoreFile?, ledger: ErasureLedger?, clock: any WallClock, random: RandomSource) throws {
         self.writer = writer
         self.file = file
+        self.ledger = ledger
         self.clock = clock
         self.random = random
         var generator = random

@@ -16,9 +16,13 @@ struct WriteSession {
     private(set) var lastSeq: Int64
     private let restoredAtSeq: Int64?
     private(set) var conflictsRecorded = 0
+    private let ledger: ErasureLedger?
+    private let condition: StoreCondition
 
     init(db: Database, store: SQLiteServerStore) throws {
         self.db = db
+        ledger = store.ledger
+        condition = store.condition
         applier = store.applier
         wall = store.clock
         serverReplica = try SQLiteServerStore.serverReplica(db)
@@ -123,6 +127,15 @@ struct WriteSession {
         }
     }
 
+    /// Writes the erasure to the ledger once its transaction commits, so a later restore replays it.
+    private func recordErasure(of row: String, in branch: String) {
+        guard let ledger else { return }
+        let entry = ErasureLedger.Entry(table: TableID.enquiry.name, row: row, branch: branch, erasedAt: Date(timeIntervalSince1970: Double(wall.milliseconds()) / 1000))
+        db.afterNextTransaction(onCommit: { [condition] _ in
+            do { try ledger.append([entry]) } catch { condition.ledgerFailure = String(describing: error) }
+        })
+    }
+
     private mutating func handle(_ outcome: ChangeApplier.Outcome, of change: Change, scope: String, detectConflicts: Bool) throws {
         guard case .write(let column, let value, let baseSeq) = change.operation else {
             if case .deleted(let tombstone, let cascade) = outcome, !cascade.isEmpty {
@@ -132,6 +145,7 @@ struct WriteSession {
                 try apply(erasures)
             }
             if case .deleted(let tombstone, _) = outcome, tombstone.erased, change.table == .enquiry {
+                recordErasure(of: change.row, in: scope)
                 // Branches the enquiry left earlier can still hold traces of it (refused writes in their
                 // dead letters): send them an exit too, so their terminals purge and checkpoint (invariant 9).
                 let former = try String.fetchAll(db, sql: "SELECT DISTINCT branch FROM sync_exit WHERE tbl = ? AND row = ? AND branch != ? ORDER BY branch",
