@@ -426,7 +426,7 @@ public final class Simulation {
         }
         let (outboxAfter, epochAfter) = try outboxAndEpoch(device)
         if let epochBefore, epochAfter != epochBefore {
-            followRequeue(device, before: outboxBefore, after: outboxAfter)
+            followRequeue(device, before: outboxBefore, after: outboxAfter, now: try identityReplica(device))
         }
         // Outbox entries a sync adds are re-sent versions (SPEC 7.9), not local writes: the server's
         // answers record them.
@@ -450,12 +450,16 @@ public final class Simulation {
 
     /// After a store restore the client re-queues what was pending under new counters, behind what it
     /// re-sends, with base seq 0 (SPEC 7.9): the simulator's record of each such write follows it.
-    private func followRequeue(_ device: SimulatedDevice, before: [Int64: OutboxCell], after: [Int64: OutboxCell]) {
+    /// `now` is the replica id the device carries after the sync: a 409 in the same sync (SPEC 7.8) has
+    /// already moved its pending records, and the answers under the new id made records, to that id.
+    private func followRequeue(_ device: SimulatedDevice, before: [Int64: OutboxCell], after: [Int64: OutboxCell], now: ReplicaID) {
         let highestBefore = before.keys.max() ?? 0
         let newCounters = Dictionary(after.filter { $0.key > highestBefore }.map { ($0.value, $0.key) }, uniquingKeysWith: max)
+        let replicas = now == device.replicaID ? [now] : [device.replicaID, now]
         network.withState { state in
-            for (counter, cell) in before.sorted(by: { $0.key < $1.key }) {
-                let old = WriteKey(replica: device.replicaID, counter: UInt64(counter))
+            for (entry, replica) in before.sorted(by: { $0.key < $1.key }).flatMap({ entry in replicas.map { (entry, $0) } }) {
+                let (counter, cell) = (entry.key, entry.value)
+                let old = WriteKey(replica: replica, counter: UInt64(counter))
                 guard var record = state.knowledge.writes[old], !record.isAccepted else { continue }
                 if let order = state.knowledge.accepted.firstIndex(of: old) {
                     // Stored before the restore and a survivor: the restored store refused it in the
@@ -470,7 +474,8 @@ public final class Simulation {
                     other.device == device.name && other.key.counter > UInt64(highestBefore) && OutboxCell(other.change) == cell
                 }
                 guard !processed, let next = newCounters[cell] else { continue }
-                record.key = WriteKey(replica: device.replicaID, counter: UInt64(next))
+                record.key = WriteKey(replica: now, counter: UInt64(next))
+                record.change.version.replica = now
                 if case .write(let column, let value, _) = record.change.operation { record.change.operation = .write(column: column, value: value, baseSeq: 0) }
                 record.seen = []
                 record.status = .pending

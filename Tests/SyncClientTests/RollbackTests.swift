@@ -59,6 +59,36 @@ struct RollbackTests {
         }
     }
 
+    /// Simulator seed 40002: a note pending in the copy, stored by the lost future, is re-stamped to the
+    /// new replica id with its clock reading (SPEC 7.8). Notes are insert-only, but this is the same
+    /// write, not an edit: refused `immutable`, the author dead-lettered it and dropped its own copy.
+    @Test func aNoteTheLostFutureStoredIsNotRefusedWhenReSentUnderTheNewReplicaID() async throws {
+        try await Harness.run { harness in
+            let a = try await harness.terminal("a")
+            let b = try await harness.terminal("b")
+            let enquiry = try a.replica.enquiries.add(Self.enquiry(1))
+            try await a.sync()
+            let note = try a.replica.enquiries.addNote(to: enquiry, body: "Called back, booked Tuesday")
+            let backup = try Self.snapshot(a, in: harness, as: "a-nightly")
+            try await a.sync()
+            _ = try a.replica.enquiries.add(Self.enquiry(2))
+            try await a.sync()
+
+            // The copy goes back: the note is pending again, and a new write re-uses the lost future's counter.
+            let restored = try backup.open()
+            _ = try restored.replica.enquiries.add(Self.enquiry(3))
+            try await restored.sync()
+            try await restored.sync()
+            try await b.sync()
+
+            let deadLetters = try restored.replica.deadLetters()
+            #expect(deadLetters.isEmpty, "\(deadLetters)")
+            #expect(try restored.replica.enquiries.notes(of: enquiry).map(\.id) == [note], "the author keeps its note")
+            #expect(try b.replica.enquiries.notes(of: enquiry).map(\.id) == [note])
+            #expect(try restored.replica.status().pendingChanges == 0)
+        }
+    }
+
     @Test func theAnswerNamingTheNewReplicaCanBeLostAndIsGivenAgain() async throws {
         try await Harness.run { harness in
             let a = try await harness.terminal("a")

@@ -248,7 +248,11 @@ extension SQLiteServerStore {
         if table == .enquiryNote {
             // Notes are insert-only and are erased only with their enquiry.
             guard case .write(let column, _, _) = change.operation else { return .failure(Refusal(.immutable)) }
-            if let existing = try session.version(of: key, column: column), existing != change.version { return .failure(Refusal(.immutable)) }
+            if let existing = try session.version(of: key, column: column), existing != change.version,
+               try !isRestamped(existing, as: change.version, device: device, db: session.db)
+            {
+                return .failure(Refusal(.immutable))
+            }
         }
         if device.role == .terminal {
             if try scope != device.branch && !isForwarded(change, key: key, pending: pending, from: device.branch, cursor: cursor, session: session)
@@ -261,6 +265,17 @@ extension SQLiteServerStore {
             }
         }
         return .success(scope)
+    }
+
+    /// A note its own author pushes again under a new replica id (SPEC 7.8): the lost future of a file
+    /// restored from an older copy had stored it, and the restored file re-stamped it, pending, to the
+    /// id the server then gave it. Same clock reading, a former replica of the same device: the same
+    /// write (a note id is drawn once), not an edit. Refused, the author would dead-letter it and drop
+    /// its own copy of a note the server holds.
+    private func isRestamped(_ existing: Version, as version: Version, device: Device, db: Database) throws -> Bool {
+        guard existing.hlc == version.hlc, existing.replica != version.replica else { return false }
+        return try Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ? AND device = ?",
+                                 arguments: [existing.replica.databaseValue, device.id]) != nil
     }
 
     /// History re-sent after a store restore (base seq 2^63 − 1, SPEC 7.9) for a cell the row lacks: the
