@@ -22,7 +22,8 @@ public func buildApplication<Store: ServerStore>(
 /// The server's routes and middleware. Apart from ``buildApplication`` so that tests can read the
 /// router's own route list (`Router.routes`) and check protocol/openapi.yaml against it.
 func buildRouter<Store: ServerStore>(_ configuration: ServerConfiguration, store: Store, metrics: ServerMetrics) -> Router<SyncRequestContext> {
-    let router = Router(context: SyncRequestContext.self)
+    // HEAD for every GET: `Allow` names it, and monitors probe /healthz with HEAD.
+    let router = Router(context: SyncRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorShieldMiddleware())
     router.add(middleware: MethodNotAllowedMiddleware(routes: [

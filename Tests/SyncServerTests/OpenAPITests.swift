@@ -106,7 +106,7 @@ struct ProblemCodeScan {
             } else if selfInit, call.prefixMatch(of: forwarded) != nil {
                 // `self.init(status, error.code.rawValue, …)` inside a converting initialiser: likewise.
             } else {
-                unrecognized.append("\(origin): \(call.prefix(80))")
+                unrecognized.append("\(origin): Problem(\(call.prefix { $0 != "\n" }.prefix(80))")
             }
         }
 

@@ -18,6 +18,12 @@ struct OperatorHTTPTests {
                 #expect((try? Wire.problem(response).code) == "method_not_allowed", "\(method) \(path)")
             }
             #expect(try await client.execute(uri: "/v2/sync", method: .post).status == .notFound)
+            // What `Allow` names is served: a monitor probing with HEAD gets GET's status, no body.
+            for path in ["/healthz", "/metrics"] {
+                let head = try await client.execute(uri: path, method: .head)
+                #expect(head.status == .ok, "HEAD \(path)")
+                #expect(head.body.readableBytes == 0, "HEAD \(path)")
+            }
         }
     }
 
