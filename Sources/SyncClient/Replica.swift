@@ -415,6 +415,27 @@ public struct Replica: Sendable {
         }
     }
 
+    /// The device now belongs to `branch` (SPEC 8.6): every enquiry (with its notes and conflicts)
+    /// leaves this file, dead letters keep no values, the cursor goes back to 0 so the next pull reads
+    /// the new branch whole; then the WAL is truncated so no old text stays in any file (invariant 9).
+    /// Returns how many enquiries were removed.
+    public func move(to branch: String) throws -> Int {
+        let purged = try writer.write { db -> Int in
+            let enquiries = try Set(String.fetchAll(db, sql: "SELECT id FROM enquiry")
+                + String.fetchAll(db, sql: "SELECT DISTINCT row FROM sync_cell WHERE tbl = ?", arguments: [Int64(TableID.enquiry.rawValue)]))
+            for id in enquiries.sorted() { try purge(RowKey(.enquiry, id), in: db) }
+            // Notes of enquiries this file never held, and dead letters of any of them: no text survives the move.
+            for id in try String.fetchAll(db, sql: "SELECT id FROM enquiry_note") { try purge(RowKey(.enquiryNote, id), in: db) }
+            try db.execute(sql: "UPDATE sync_dead_letter SET value = NULL WHERE tbl IN (?, ?)",
+                           arguments: [Int64(TableID.enquiry.rawValue), Int64(TableID.enquiryNote.rawValue)])
+            try SyncMeta.set(MetaKey.branch, branch, in: db)
+            try SyncMeta.set(MetaKey.cursor, Int64(0), in: db)
+            return enquiries.count
+        }
+        StorageConfiguration.checkpointTruncating(writer)
+        return purged
+    }
+
     /// Removes a row that left this terminal's scope, without a tombstone: it lives on elsewhere. An
     /// enquiry takes its notes and the conflicts on them with it (SPEC 7.4), including notes written
     /// here that the server never stored. Dead letters of these rows lose their values (patient text

@@ -72,6 +72,7 @@ public struct SyncEngine: Sendable {
         var reissued = false
         var rolledBack = false
         var resupplied = false
+        var moved = false
         // Halved whenever the server refuses a push as a whole for its size (invariant 12).
         var batchLimit = pushBatchSize
         while true {
@@ -85,7 +86,9 @@ public struct SyncEngine: Sendable {
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
             // What the server told us before: a store restored from an older copy has forgotten it (SPEC 7.9).
-            let evidence = acknowledged.map { [ProtocolHeader.acknowledged: String($0)] } ?? [:]
+            // Pending: what stays unsent once this request is stored.
+            var evidence = [ProtocolHeader.pending: String(max(0, pending - request.changes.count)), ProtocolHeader.appVersion: BuildInfo.version]
+            if let acknowledged { evidence[ProtocolHeader.acknowledged] = String(acknowledged) }
             let response = try await transport.post("/v1/sync", body: body, token: token, headers: evidence)
             let page: SyncResponse, inflated: Int
             do {
@@ -103,6 +106,17 @@ public struct SyncEngine: Sendable {
                 try replica.carryOn(as: next, replacing: identity.replica, serverClock: error.serverClock ?? .zero)
                 logger.warning("this replica file was restored from an older copy; carrying on under a new replica id",
                                metadata: ["replica": .string(next.description)])
+                guard let current = try replica.identity() else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
+                identity = current
+                continue
+            } catch let error as SyncError where error.movedTo != nil && !moved {
+                // An operator moved this device to another branch: the old branch's enquiries leave
+                // this file (text included), and the new branch's are read from the start.
+                moved = true
+                let branch = error.movedTo ?? identity.branch
+                let purged = try replica.move(to: branch)
+                logger.warning("this device was moved to another branch; its enquiries were removed and the new branch's are read",
+                               metadata: ["branch": .string(branch), "purged": .stringConvertible(purged)])
                 guard let current = try replica.identity() else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
                 identity = current
                 continue
@@ -270,7 +284,7 @@ public struct SyncEngine: Sendable {
     }
 
     static func error(from response: TransportResponse) -> SyncError {
-        struct Problem: Decodable { var code: String; var detail: String; var replica: String?; var clock: String? }
+        struct Problem: Decodable { var code: String; var detail: String; var replica: String?; var clock: String?; var branch: String? }
         let problem = try? JSONDecoder().decode(Problem.self, from: Data(response.body))
         let code = problem?.code
         let detail = problem?.detail ?? "HTTP \(response.status)"
@@ -279,6 +293,10 @@ public struct SyncEngine: Sendable {
             var error = SyncError(code: .refused, problem: code, detail: detail)
             error.carryOnAs = problem?.replica.flatMap(ReplicaID.init)
             error.serverClock = problem?.clock.flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? HLC(rawValue: $0) : nil }
+            return error
+        case (409, "device_moved"):
+            var error = SyncError(code: .refused, problem: code, detail: detail)
+            error.movedTo = problem?.branch.flatMap { $0.isEmpty ? nil : $0 }
             return error
         case (401, "invalid_enrollment_code"): return SyncError(code: .refused, problem: code, detail: detail)
         case (401, _): return SyncError(code: .unauthorized, problem: code, detail: detail)

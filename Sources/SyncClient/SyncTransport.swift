@@ -133,6 +133,8 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     /// With `replica_rolled_back` (SPEC 7.8): the replica id to carry on as, and the server's clock.
     var carryOnAs: ReplicaID?
     var serverClock: HLC?
+    /// With `device_moved`: the branch an operator moved this device to.
+    var movedTo: String?
 
     public init(code: Code, problem: String? = nil, detail: String) {
         self.code = code

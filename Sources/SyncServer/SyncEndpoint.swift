@@ -208,7 +208,14 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
 
     /// What the request's headers say the terminal knows. A malformed value is no evidence.
     static func evidence(_ headers: [String: String]) -> SyncEvidence {
-        SyncEvidence(acknowledged: headers[ProtocolHeader.acknowledged].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil })
+        // Out-of-range or odd values are ignored, not refused: they only inform the operator's device list.
+        let version = headers[ProtocolHeader.appVersion].flatMap { text in
+            text.count <= 32 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-+_".contains($0)) } ? text : nil
+        }
+        return SyncEvidence(
+            acknowledged: headers[ProtocolHeader.acknowledged].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil },
+            pending: headers[ProtocolHeader.pending].flatMap { Int32($0) }.flatMap { $0 >= 0 ? Int($0) : nil },
+            appVersion: version)
     }
 
     private func frameResponse(_ body: [UInt8]) -> EndpointResponse {

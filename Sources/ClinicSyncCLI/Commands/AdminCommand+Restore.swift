@@ -21,6 +21,7 @@ extension AdminCommand {
         func run() async throws {
             let store = try data.store()
             let report = try await cliErrors { try await store.backup(to: to, compress: compress) }
+            try? await store.recordAudit("backup", detail: ["file": report.path, "last_seq": String(report.lastSeq), "bytes": String(report.fileBytes)])
             if output.json { try Output.json(report) } else {
                 print("backed up store \(report.storeID) (up to change \(report.lastSeq)) to \(report.path): "
                       + "\(report.fileBytes) bytes\(report.compressed ? " (compressed from \(report.storeBytes))" : "") "

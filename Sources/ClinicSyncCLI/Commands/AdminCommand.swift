@@ -8,8 +8,8 @@ import SyncServer
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage branches, devices, content, conflicts, erasure and backups on the server's data folder.",
-        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, Backup.self, Restore.self, MarkRestored.self])
+        abstract: "Manage branches, devices, content, conflicts, erasure, backups and the audit log on the server's data folder.",
+        subcommands: [Branch.self, DeviceCommand.self, ContentCommand.self, Conflicts.self, Erase.self, Generate.self, Backup.self, Restore.self, MarkRestored.self, Audit.self])
 
     struct Branch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add, import or list branches.", subcommands: [Add.self, Import.self, List.self])
@@ -84,7 +84,32 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct DeviceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "device", abstract: "Issue enrollment codes, list, revoke and remove devices.", subcommands: [Add.self, List.self, Revoke.self, Remove.self])
+            commandName: "device", abstract: "Issue enrollment codes, list, move, revoke and remove devices.", subcommands: [Add.self, List.self, Move.self, Revoke.self, Remove.self])
+
+        struct Move: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Move a device to another branch.",
+                discussion: """
+                    A device not yet enrolled moves at once. An enrolled one moves at its next sync with nothing left to push, \
+                    so what it wrote for its old branch is stored there first; then it deletes the old branch's enquiries, \
+                    notes and conflicts (text gone from its files) and reads the new branch's. Moving it back to its own \
+                    branch before then cancels the move. `admin device list` shows a pending move.
+                    """)
+            @OptionGroup var data: DataOption
+            @Argument(help: "The device id.") var id: String
+            @Option(help: "The branch to move it to.") var branch: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let device = try await cliErrors { try await data.store().moveDevice(id: id, to: branch) }
+                if output.json { try Output.json(device) } else if let target = device.movingTo {
+                    print("device \(device.id) (\(device.name)) moves from \(device.branch) to \(target) at its next sync, once its pending changes are sent")
+                } else {
+                    print("device \(device.id) (\(device.name)) is at \(device.branch)\(device.enrolledAt == nil ? "; it enrolls there" : "; no move pending")")
+                }
+            }
+        }
+
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -115,7 +140,11 @@ struct AdminCommand: AsyncParsableCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "List devices, with the replica id each enrolled as and whether it has gone stale.",
-                discussion: "A device is stale when it is enrolled, not revoked, and has not synced for --stale-after seconds.")
+                discussion: """
+                    LAST SYNC is the device's last successful sync; PENDING (local changes not yet sent) and VERSION are what it \
+                    said then. A branch shown as A → B is a move waiting for the device's next sync. A device is stale when it \
+                    is enrolled, not revoked, and has not synced for --stale-after seconds.
+                    """)
             @OptionGroup var data: DataOption
             @Option(help: ArgumentHelp("Seconds without a sync after which a device is stale.", valueName: "seconds")) var staleAfter = 3_600.0
             @OptionGroup var output: JSONFlag
@@ -148,10 +177,12 @@ struct AdminCommand: AsyncParsableCommand {
 
             static func table(_ listed: [Listed], now: Date) -> String {
                 let formatter = ISO8601DateFormatter()
-                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SEEN"], listed.map { item in
+                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SYNC", "PENDING", "VERSION"], listed.map { item in
                     let device = item.device
                     let seen = device.lastSeenAt.map { "\(formatter.string(from: $0)) (\(Output.age(now.timeIntervalSince($0))) ago)" } ?? "never"
-                    return [device.id, device.name, device.replica?.description ?? "-", device.branch, device.role.name, item.state, seen]
+                    let branch = device.movingTo.map { "\(device.branch) → \($0)" } ?? device.branch
+                    return [device.id, device.name, device.replica?.description ?? "-", branch, device.role.name, item.state, seen,
+                            device.pending.map(String.init) ?? "-", device.appVersion ?? "-"]
                 })
             }
 

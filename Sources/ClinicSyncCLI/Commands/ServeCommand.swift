@@ -55,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try data.store(creating: true)
         // Held until the process ends: `admin restore` refuses to swap the store under it, a second server to share it.
         let lock = try cliErrors { try ServerLock.acquire(directory: data.data) }
+        try await store.pruneAudit()
         // Stores made before files were created owner-only, or copied with another umask, keep their modes.
         for (path, mode) in SQLiteServerStore.looseFiles(in: data.data) {
             logger.warning("patient data readable by other local users", metadata: [

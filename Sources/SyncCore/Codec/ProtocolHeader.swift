@@ -5,4 +5,8 @@ public enum ProtocolHeader {
     public static let storeEpoch = "clinicsync-store-epoch"
     /// On sync requests: the highest `acknowledged` the server has told this replica, as evidence.
     public static let acknowledged = "clinicsync-acknowledged"
+    /// On sync requests: how many local changes the terminal has not yet sent, for the operator's device list.
+    public static let pending = "clinicsync-pending"
+    /// On sync requests: the terminal's app version, for the operator's device list.
+    public static let appVersion = "clinicsync-app-version"
 }

@@ -12,6 +12,8 @@ public struct Problem: Error, HTTPResponseError, Sendable {
     /// Extension members of `replica_rolled_back` (SPEC 7.8): the replica to carry on as, the server's clock.
     public var replica: ReplicaID?
     public var clock: HLC?
+    /// Extension member of `device_moved`: the device's new branch.
+    public var branch: String?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String) {
         self.status = status
@@ -28,6 +30,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         var replica: String?
         /// The server's HLC as a decimal string: JSON numbers lose precision above 2^53.
         var clock: String?
+        var branch: String?
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -58,7 +61,7 @@ extension Problem {
             case .clockDrift, .invalidWrite: .unprocessableContent
             case .tooManyChanges: .contentTooLarge
             case .replicaMismatch: .forbidden
-            case .replicaRolledBack: .conflict
+            case .replicaRolledBack, .deviceMoved: .conflict
             case .unknownBranch, .unknownDevice, .notFound: .notFound
             case .noStore, .storeUnavailable: .serviceUnavailable
             case .storageFull: .init(code: 507, reasonPhrase: "Insufficient Storage")
@@ -66,10 +69,11 @@ extension Problem {
         self.init(status, error.code.rawValue, error.detail)
         replica = error.replica
         clock = error.clock
+        branch = error.branch
     }
 
     var body: Body {
         Body(type: "urn:clinicsync:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail, code: code,
-             replica: replica?.description, clock: clock.map { String($0.rawValue) })
+             replica: replica?.description, clock: clock.map { String($0.rawValue) }, branch: branch)
     }
 }

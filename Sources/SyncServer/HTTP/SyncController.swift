@@ -29,8 +29,11 @@ struct SyncController<Store: ServerStore>: Sendable {
         guard let device = context.device else { throw Problem(.unauthorized, "missing_token", "no device") }
         try endpoint.requireDeflate(request.headers[.contentEncoding])
         let body = try await collect(request)
-        let acknowledged = HTTPField.Name(ProtocolHeader.acknowledged).flatMap { request.headers[$0] }
-        let evidence = SyncEndpoint<Store>.evidence(acknowledged.map { [ProtocolHeader.acknowledged: $0] } ?? [:])
+        var headers: [String: String] = [:]
+        for name in [ProtocolHeader.acknowledged, ProtocolHeader.pending, ProtocolHeader.appVersion] {
+            if let field = HTTPField.Name(name), let value = request.headers[field] { headers[name] = value }
+        }
+        let evidence = SyncEndpoint<Store>.evidence(headers)
         return Self.response(try await endpoint.sync(device, compressed: body, evidence: evidence, logger: context.logger))
     }
 

@@ -20,10 +20,10 @@ extension SQLiteServerStore {
                 return (try detectRestore(request, device: &device, evidence: evidence, db: db), device)
             }
         }
-        return try await sync(request, from: device, limits: limits, restored: restored)
+        return try await sync(request, from: device, limits: limits, evidence: evidence, restored: restored)
     }
 
-    private func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, restored: Bool) async throws -> SyncOutcome {
+    private func sync(_ request: SyncRequest, from device: Device, limits: SyncLimits, evidence: SyncEvidence, restored: Bool) async throws -> SyncOutcome {
         guard let replica = device.replica else {
             throw StoreError(.replicaMismatch, "the frame's replica is not this device's")
         }
@@ -36,6 +36,10 @@ extension SQLiteServerStore {
             }
             guard former else { throw StoreError(.replicaMismatch, "the frame's replica is not this device's") }
             throw StoreError.rolledBack(to: replica, clock: try await writer.read { db in try Self.hybridClock(db).last })
+        }
+        if device.movingTo != nil && request.changes.isEmpty {
+            // Only with nothing to push: what the device wrote for its old branch is stored there first.
+            try await completeMove(of: device)
         }
         guard request.changes.count <= limits.maxChangesPerPush else {
             throw StoreError(.tooManyChanges, "\(request.changes.count) changes in one push; the limit is \(limits.maxChangesPerPush)")
@@ -58,7 +62,7 @@ extension SQLiteServerStore {
         var refusedNow: [RejectionReason: Int] = [:]
         if !request.changes.isEmpty {
             let outcome = try await writer.write { db in
-                try push(request, device: device, replica: replica, db: db)
+                try push(request, device: device, replica: replica, evidence: evidence, db: db)
             }
             switch outcome {
             case .stored(let result): (acknowledged, rejected, accepted, conflicts, refusedNow) = result
@@ -68,7 +72,8 @@ extension SQLiteServerStore {
             // A pull is a read: the last-seen time is bookkeeping, and a full disk must not fail the pull.
             do {
                 try await writer.write { db in
-                    try db.execute(sql: "UPDATE device SET last_seen_at = ? WHERE id = ?", arguments: [Double(wall) / 1000, device.id])
+                    try db.execute(sql: "UPDATE device SET last_seen_at = ?, pending = ?, app_version = ? WHERE id = ?",
+                                   arguments: [Double(wall) / 1000, evidence.pending, evidence.appVersion, device.id])
                 }
             } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
                 condition.isFull = true
@@ -118,7 +123,8 @@ extension SQLiteServerStore {
         // and a buggy or hostile terminal must not make every terminal re-send everything at will.
         guard try SyncMeta.get("restore_detected_by_open", in: db) as String? != openID else { return false }
         try SyncMeta.set("restore_detected_by_open", openID, in: db)
-        _ = try markRestored(db)
+        let how = unknownReplica ? "unknown_replica" : request.cursor > lastSeq ? "cursor_past_last_seq" : "acknowledged_above_stored"
+        _ = try markRestored(db, how: "proof from device \(device.id): \(how)")
         return true
     }
 
@@ -129,12 +135,13 @@ extension SQLiteServerStore {
         case rolledBack(ReplicaID, HLC)
     }
 
-    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, db: Database) throws -> PushOutcome {
+    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, evidence: SyncEvidence, db: Database) throws -> PushOutcome {
         let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
         if try isRolledBack(request, acknowledged: stored, replica: replica, db: db) {
             return try carryOnUnderNewReplica(device: device, replacing: replica, db: db)
         }
         var session = try WriteSession(db: db, store: self)
+        session.actor = device.id
         let fresh = request.changes.filter { $0.counter > stored }
         let pending = PendingRows(fresh.map(\.change))
         var toApply: [(Change, String?)] = []
@@ -166,8 +173,13 @@ extension SQLiteServerStore {
                                         arguments: [replica.databaseValue, Int64(counters.min()!), Int64(counters.max()!)]).compactMap { row in
             RejectionReason(rawValue: UInt8(row["reason"] as Int64)).map { Rejection(counter: UInt64(row["counter"] as Int64), reason: $0) }
         }
-        try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ? WHERE id = ?",
-                       arguments: [Int64(acknowledged), Double(clock.milliseconds()) / 1000, device.id])
+        let now = Double(clock.milliseconds()) / 1000
+        try db.execute(sql: "UPDATE device SET acknowledged = ?, last_seen_at = ?, pending = ?, app_version = ? WHERE id = ?",
+                       arguments: [Int64(acknowledged), now, evidence.pending, evidence.appVersion, device.id])
+        try Self.audit("sync", device: device.id, branch: device.branch, detail: [
+            "pushed": String(request.changes.count), "accepted": String(toApply.count), "rejected": String(rejectedNow.count),
+            "conflicts": String(session.conflictsRecorded),
+        ], at: now, db: db)
         try db.execute(sql: "INSERT OR REPLACE INTO sync_push_log (replica, last_counter, fingerprints) VALUES (?, ?, ?)",
                        arguments: [replica.databaseValue, Int64(counters.max()!), PushFingerprints(request.changes).encoded])
         try db.execute(sql: "DELETE FROM sync_push_log WHERE replica = ? AND last_counter < ?",

@@ -190,6 +190,26 @@ public struct SQLiteServerStore: ServerStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v3-device-operations") { db in
+            try db.execute(sql: """
+                -- admin device move: the branch the device goes to at its next sync with nothing to push.
+                ALTER TABLE device ADD COLUMN moving_to TEXT;
+                -- What the terminal said in its last sync, for admin device list.
+                ALTER TABLE device ADD COLUMN pending INTEGER;
+                ALTER TABLE device ADD COLUMN app_version TEXT;
+                -- Who did what, when: enrollments, revocations, moves, erasures, restores, pushes by
+                -- device. Ids, counts and codes only, never patient text (the detail is JSON of those).
+                CREATE TABLE audit_event (
+                    id INTEGER PRIMARY KEY,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    device TEXT,
+                    branch TEXT,
+                    detail TEXT NOT NULL DEFAULT '{}'
+                );
+                CREATE INDEX audit_event_at ON audit_event(at);
+                """)
+        }
         return migrator
     }
 
@@ -229,6 +249,8 @@ public struct SQLiteServerStore: ServerStore {
                     arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
                 try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
                 try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
+                try Self.audit("device_enrolled", device: device.id, branch: device.branch, detail: ["replica": replica.description, "role": device.role.name],
+                               at: now.timeIntervalSince1970, db: db)
                 device.name = name
                 device.replica = replica
                 device.enrolledAt = now
@@ -294,6 +316,7 @@ public struct SQLiteServerStore: ServerStore {
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
                     throw StoreError(.unknownDevice, "no device '\(id)'")
                 }
+                if db.changesCount > 0 { try Self.audit("device_revoked", device: id, branch: row["branch"], at: now, db: db) }
                 return Self.device(from: row)
             }
         }
@@ -313,6 +336,7 @@ public struct SQLiteServerStore: ServerStore {
                 }
                 try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+                try Self.audit("device_removed", device: id, branch: device.branch, at: now, db: db)
                 return device
             }
         }
@@ -327,7 +351,8 @@ public struct SQLiteServerStore: ServerStore {
             enrolledAt: (row["enrolled_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             lastSeenAt: (row["last_seen_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-            acknowledged: UInt64(row["acknowledged"] as Int64))
+            acknowledged: UInt64(row["acknowledged"] as Int64),
+            movingTo: row["moving_to"], pending: row["pending"], appVersion: row["app_version"])
     }
 
     // MARK: Server-authored writes
@@ -450,13 +475,15 @@ public struct SQLiteServerStore: ServerStore {
 
     public func markRestored() async throws -> String {
         try await guarded {
-            try await writer.write { db in try markRestored(db) }
+            try await writer.write { db in try markRestored(db, how: "operator") }
         }
     }
 
-    func markRestored(_ db: Database) throws -> String {
+    /// `how`: `operator` (mark-restored, admin restore) or the proof a terminal brought.
+    func markRestored(_ db: Database, how: String) throws -> String {
         var generator = random
         let epoch = Self.newEpoch(using: &generator)
+        try Self.audit("store_restored", detail: ["how": how, "epoch": epoch, "last_seq": String(try SyncMeta.get("last_seq", in: db) ?? Int64(0))], at: now, db: db)
         try SyncMeta.set(Self.epochKey, epoch, in: db)
         try SyncMeta.set(Self.restoredAtSeqKey, try SyncMeta.get("last_seq", in: db) ?? Int64(0), in: db)
         return epoch

@@ -15,6 +15,12 @@ public struct Device: Hashable, Sendable {
     public var lastSeenAt: Date?
     /// The highest outbox counter stored for this device's replica.
     public var acknowledged: UInt64
+    /// The branch an operator moved it to (`admin device move`); it takes effect at the device's next
+    /// sync that has nothing left to push, so nothing it wrote for its old branch is refused.
+    public var movingTo: String? = nil
+    /// Local changes the terminal had not yet sent, and its app version, as it said in its last sync.
+    public var pending: Int? = nil
+    public var appVersion: String? = nil
 
     public var isRevoked: Bool { revokedAt != nil }
 
@@ -30,7 +36,7 @@ public struct Device: Hashable, Sendable {
 /// the device id so conflicts (which name replicas) can be traced to a device.
 extension Device: Encodable {
     enum CodingKeys: String, CodingKey {
-        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged
+        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged, movingTo, pending, appVersion
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -45,6 +51,9 @@ extension Device: Encodable {
         try container.encode(revokedAt, forKey: .revokedAt)
         try container.encode(lastSeenAt, forKey: .lastSeenAt)
         try container.encode(acknowledged, forKey: .acknowledged)
+        try container.encode(movingTo, forKey: .movingTo)
+        try container.encode(pending, forKey: .pending)
+        try container.encode(appVersion, forKey: .appVersion)
     }
 }
 
@@ -106,9 +115,15 @@ public struct SyncOutcome: Sendable {
 public struct SyncEvidence: Hashable, Sendable {
     /// The `acknowledged` counter the store last told this replica (`ClinicSync-Acknowledged`).
     public var acknowledged: UInt64?
+    /// What the terminal has not yet sent (`ClinicSync-Pending`) and its version (`ClinicSync-App-Version`),
+    /// for `admin device list`.
+    public var pending: Int?
+    public var appVersion: String?
 
-    public init(acknowledged: UInt64? = nil) {
+    public init(acknowledged: UInt64? = nil, pending: Int? = nil, appVersion: String? = nil) {
         self.acknowledged = acknowledged
+        self.pending = pending
+        self.appVersion = appVersion
     }
 }
 
@@ -147,6 +162,9 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The store cannot be used as it is: its file was deleted or replaced under the running server,
         /// or it cannot be opened for writing (read-only file, leftovers of a store that is gone).
         case storeUnavailable = "store_unavailable"
+        /// An operator moved the device to another branch (`admin device move`): it purges what it
+        /// holds of the old one and reads again from the start.
+        case deviceMoved = "device_moved"
     }
 
     public let code: Code
@@ -154,6 +172,8 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// With `replicaRolledBack`: the replica id the device carries on under, and the server's clock.
     public var replica: ReplicaID?
     public var clock: HLC?
+    /// With `deviceMoved`: the device's new branch.
+    public var branch: String?
 
     public init(_ code: Code, _ detail: String) {
         self.code = code

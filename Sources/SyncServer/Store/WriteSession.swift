@@ -18,6 +18,8 @@ struct WriteSession {
     private(set) var conflictsRecorded = 0
     private let ledger: ErasureLedger?
     private let condition: StoreCondition
+    /// The device whose push this is, for the audit log; nil for the server's own writes.
+    var actor: String?
 
     init(db: Database, store: SQLiteServerStore) throws {
         self.db = db
@@ -127,10 +129,12 @@ struct WriteSession {
         }
     }
 
-    /// Writes the erasure to the ledger once its transaction commits, so a later restore replays it.
-    private func recordErasure(of row: String, in branch: String) {
+    /// Audits the erasure, and writes it to the ledger once its transaction commits, so a later restore replays it.
+    private func recordErasure(of row: String, in branch: String) throws {
+        let now = Double(wall.milliseconds()) / 1000
+        try SQLiteServerStore.audit("enquiry_erased", device: actor, branch: branch, detail: ["row": row, "by": actor == nil ? "admin" : "device"], at: now, db: db)
         guard let ledger else { return }
-        let entry = ErasureLedger.Entry(table: TableID.enquiry.name, row: row, branch: branch, erasedAt: Date(timeIntervalSince1970: Double(wall.milliseconds()) / 1000))
+        let entry = ErasureLedger.Entry(table: TableID.enquiry.name, row: row, branch: branch, erasedAt: Date(timeIntervalSince1970: now))
         db.afterNextTransaction(onCommit: { [condition] _ in
             do { try ledger.append([entry]) } catch { condition.ledgerFailure = String(describing: error) }
         })
@@ -145,7 +149,7 @@ struct WriteSession {
                 try apply(erasures)
             }
             if case .deleted(let tombstone, _) = outcome, tombstone.erased, change.table == .enquiry {
-                recordErasure(of: change.row, in: scope)
+                try recordErasure(of: change.row, in: scope)
                 // Branches the enquiry left earlier can still hold traces of it (refused writes in their
                 // dead letters): send them an exit too, so their terminals purge and checkpoint (invariant 9).
                 let former = try String.fetchAll(db, sql: "SELECT DISTINCT branch FROM sync_exit WHERE tbl = ? AND row = ? AND branch != ? ORDER BY branch",
