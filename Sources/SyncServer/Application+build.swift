@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Hummingbird
+import HummingbirdCore
 import Logging
 import SyncCore
 
@@ -37,6 +38,7 @@ public func buildApplication<Store: ServerStore>(
     SyncController(store: store, limits: configuration.limits, metrics: metrics).addRoutes(to: router)
     return Application(
         router: router,
+        server: configuration.tls.map { HTTPServerBuilder.reloadableTLS($0) } ?? .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName),
         onServerRunning: { channel in
             await onServerRunning?(channel.localAddress?.port ?? configuration.port)
