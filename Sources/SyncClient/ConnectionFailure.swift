@@ -2,11 +2,47 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Turns a failure below HTTP into an ``SyncError/Code/offline`` error that says what happened and
 /// where, e.g. "connection refused by 127.0.0.1:8080 (is the server running?)", with a stable
 /// `problem` code for scripts.
 enum ConnectionFailure {
+    /// A TLS failure as its own error (never "offline": waiting does not fix a certificate), anything
+    /// else as ``offline(_:baseURL:)``.
+    static func classify(_ error: any Error, baseURL: String, trust: ServerTrust) -> SyncError {
+        tls(error, baseURL: baseURL, trust: trust) ?? offline(error, baseURL: baseURL)
+    }
+
+    static func tls(_ error: any Error, baseURL: String, trust: ServerTrust) -> SyncError? {
+        let components = URLComponents(string: baseURL)
+        let address = "\(components?.host ?? baseURL):\(components?.port ?? 443)"
+        if let mismatch = error as? PinMismatch {
+            return SyncError(code: .untrustedServerCertificate, problem: "pin_mismatch", detail: """
+                \(address) showed a certificate whose key hash is \(mismatch.presented), not the pinned \(mismatch.pinned); \
+                if the server's key changed on purpose, pin the new one with `clinic-sync terminal repoint --pin-sha256`
+                """)
+        }
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return SyncError(code: .untrustedServerCertificate, problem: "certificate_name_mismatch", detail: """
+                the certificate of \(address) is not for \(components?.host ?? "that name"); check the server URL
+                """)
+        }
+        if case .handshakeFailed(let failure)? = error as? NIOSSLError {
+            let reason = "\(failure)"
+            if reason.contains("CERTIFICATE_VERIFY_FAILED") {
+                let trusted = trust.certificateAuthorityPEM != nil ? "the CA given at enrollment" : "the system's trust store"
+                return SyncError(code: .untrustedServerCertificate, problem: "untrusted_server_certificate", detail: """
+                    the certificate of \(address) is not vouched for by \(trusted), or has expired; to trust the server's CA or \
+                    key, give --ca-file or --pin-sha256 to `clinic-sync terminal enroll` or `terminal repoint`
+                    """)
+            }
+            let hint = reason.contains("WRONG_VERSION_NUMBER") ? " (does the server serve plain HTTP? then the URL is http://)" : ""
+            return SyncError(code: .tlsFailed, problem: "tls_handshake_failed", detail: "the TLS handshake with \(address) failed\(hint)")
+        }
+        return nil
+    }
+
     static func offline(_ error: any Error, baseURL: String) -> SyncError {
         let components = URLComponents(string: baseURL)
         let host = components?.host ?? baseURL

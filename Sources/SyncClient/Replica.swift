@@ -67,13 +67,17 @@ public struct Replica: Sendable {
 
     /// Points this enrolled replica at its server's new address, keeping everything it holds: the
     /// token, the outbox, the cursor. For a server that moved, not for another server's store.
-    public func repoint(server: String) throws {
-        guard let url = URLComponents(string: server), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else {
-            throw ReplicaError(.invalidValue, "'\(server)' is not a server URL such as http://10.0.0.5:8080")
-        }
+    ///
+    /// - Parameter trust: replaces the certificates trusted (a new CA, a renewed pin); nil keeps them.
+    /// - Throws: ``SyncError`` (`insecure_http`, `invalid_server_settings`) for a URL and trust that
+    ///   `sync` would refuse; nothing is changed then.
+    public func repoint(server: String, trust: ServerTrust? = nil) throws {
         try writer.write { db in
             guard try Self.identity(db) != nil else { throw ReplicaError.notEnrolled }
+            let trust = try trust ?? Self.serverTrust(db)
+            try trust.validate(server: server)
             try SyncMeta.set(MetaKey.server, server, in: db)
+            try Self.setServerTrust(trust, in: db)
         }
     }
 

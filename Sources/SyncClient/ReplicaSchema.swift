@@ -72,6 +72,12 @@ enum MetaKey {
     static let lastFailure = "last_failure"
     static let daemonPID = "daemon_pid"
     static let daemonSeenAt = "daemon_seen_at"
+    /// Which server certificates to trust (``ServerTrust``): the CA's PEM, the pinned key hash, and
+    /// whether plain HTTP beyond loopback was allowed. Plain keys of `sync_meta`, so no migration: a
+    /// file enrolled before they existed reads as the system store, HTTPS-only beyond loopback.
+    static let serverCA = "server_ca_pem"
+    static let serverPin = "server_pin_sha256"
+    static let allowInsecureHTTP = "allow_insecure_http"
 }
 
 /// Cells of columns a newer schema added, as pulled (SPEC 10).

@@ -318,10 +318,18 @@ extension Replica {
     /// whose versions take the new replica id as ``carryOn(as:replacing:serverClock:)`` does (SPEC 7.8),
     /// so they reach the server under the new enrollment. The code must be for the branch the file
     /// holds: another branch's code is refused (the file holds patient data of its own branch only).
+    ///
+    /// `trust` says which server certificates to accept; it is kept with the identity so that later
+    /// syncs (the daemon too) use the same. Over HTTP, a URL and trust that `sync` would refuse (plain
+    /// HTTP beyond loopback) are refused here, before the code is sent.
     @discardableResult
-    public func enroll(server: String, code: String, deviceName: String, transport: (any SyncTransport)? = nil) async throws -> ReplicaIdentity {
+    public func enroll(
+        server: String, code: String, deviceName: String, trust: ServerTrust = .system, transport: (any SyncTransport)? = nil
+    ) async throws -> ReplicaIdentity {
+        // A transport given by the caller (the simulator's in-memory one) owns its URLs.
+        if transport == nil { try trust.validate(server: server) }
         let former = try identity()
-        let transport = transport ?? HTTPTransport(baseURL: server)
+        let transport = transport ?? HTTPTransport(baseURL: server, trust: trust)
         let body = Deflate.compress(FrameCodec.encode(EnrollRequest(code: code, deviceName: deviceName)))
         let response = try await transport.post("/v1/enroll", body: body, token: nil)
         let (enrolled, _) = try SyncEngine(replica: self, transport: transport).decode(response, as: EnrollResponse.self)
@@ -345,6 +353,7 @@ extension Replica {
             try SyncMeta.set(MetaKey.role, enrolled.role.name, in: db)
             try SyncMeta.set(MetaKey.server, server, in: db)
             try SyncMeta.set(MetaKey.token, enrolled.token, in: db)
+            try Self.setServerTrust(trust, in: db)
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(enrolled.clock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)

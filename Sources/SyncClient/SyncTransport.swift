@@ -54,14 +54,17 @@ public struct HTTPTransport: SyncTransport {
 
     public let baseURL: String
     public let timeout: TimeAmount
+    public let trust: ServerTrust
     let client: HTTPClient
 
     /// - Parameters:
-    ///   - baseURL: e.g. `http://127.0.0.1:8080`.
+    ///   - baseURL: e.g. `https://sync.example.org:8443`; `http://` only to loopback unless `trust` allows it.
+    ///   - trust: which server certificates to accept (the system store by default).
     ///   - client: defaults to a process-wide client that is never shut down. Its decompression is
     ///     off: bodies are inflated by SyncCore under our own limits, not by the HTTP layer.
-    public init(baseURL: String, timeout: TimeAmount = .seconds(30), client: HTTPClient = sharedSyncHTTPClient) {
+    public init(baseURL: String, trust: ServerTrust = .system, timeout: TimeAmount = .seconds(30), client: HTTPClient = sharedSyncHTTPClient) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.trust = trust
         self.timeout = timeout
         self.client = client
     }
@@ -71,19 +74,30 @@ public struct HTTPTransport: SyncTransport {
     }
 
     public func post(_ path: String, body: [UInt8], token: String?, headers: [String: String]) async throws -> TransportResponse {
+        // Checked on every request, not only at enrollment: a file edited by hand or repointed by an
+        // older build must not send its token in clear either.
+        let mode = try trust.tlsMode(for: baseURL)
+        var extraFields = headers.map { ($0.key, $0.value) }
+        extraFields.append(("Content-Type", "application/vnd.clinicsync.frame"))
+        extraFields.append(("Content-Encoding", "deflate"))
+        if let token { extraFields.append(("Authorization", "Bearer \(token)")) }
+        let fields = extraFields
         var request = HTTPClientRequest(url: baseURL + path)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        for (name, value) in fields { request.headers.add(name: name, value: value) }
         request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/vnd.clinicsync.frame")
-        request.headers.add(name: "Content-Encoding", value: "deflate")
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let (client, timeout, prepared) = (self.client, self.timeout, request)
+        if case .verified(let configuration) = mode { request.tlsConfiguration = configuration }
+        let (client, timeout, prepared, baseURL) = (self.client, self.timeout, request, self.baseURL)
         do {
             // One deadline for the head *and* the body: `execute`'s own timeout ends with the head, so a
             // body that stalls halfway would otherwise hang the sync for good.
             return try await withThrowingTaskGroup(of: TransportResponse?.self) { group in
                 group.addTask {
+                    // The same connect timeout as `sharedSyncHTTPClient`.
+                    if case .pinned(let pin) = mode, let url = URLComponents(string: baseURL) {
+                        return try await PinnedHTTPS.post(url: url, path: path, headers: fields, body: body, pin: pin,
+                                                          connectTimeout: .seconds(3))
+                    }
                     let response = try await client.execute(prepared, timeout: timeout)
                     // Responses are bounded too: a page is at most a few MiB deflated.
                     let buffer = try await response.body.collect(upTo: 64 << 20)
@@ -102,8 +116,9 @@ public struct HTTPTransport: SyncTransport {
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .connectTimeout {
             throw SyncError.offline("\(baseURL) did not answer in time")
         } catch {
-            // Anything below HTTP (refused, reset, DNS, TLS, timeout) means the server cannot be reached now.
-            throw ConnectionFailure.offline(error, baseURL: baseURL)
+            // A certificate that is not trusted is a configuration problem to report, not an outage to
+            // wait out; anything else below HTTP (refused, reset, DNS, timeout) means offline for now.
+            throw ConnectionFailure.classify(error, baseURL: baseURL, trust: trust)
         }
     }
 }
@@ -124,6 +139,15 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         case refused
         /// This replica is not enrolled.
         case notEnrolled = "not_enrolled"
+        /// The server's certificate is not one this terminal trusts (unknown CA, wrong name, another key
+        /// than the pinned one, expired): a wrong server or a changed certificate, not an outage.
+        case untrustedServerCertificate = "untrusted_server_certificate"
+        /// The TLS handshake failed for another reason (e.g. the server speaks plain HTTP).
+        case tlsFailed = "tls_failed"
+        /// `http://` to a host beyond loopback without `--allow-insecure-http`.
+        case insecureTransport = "insecure_http"
+        /// The server URL, CA file or pin given is not usable.
+        case invalidServerSettings = "invalid_server_settings"
     }
 
     public let code: Code
@@ -157,6 +181,9 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         case .clockDrift: "clock drift: \(detail)"
         case .refused: "refused (\(problem ?? "?")): \(detail)"
         case .notEnrolled: detail
+        case .untrustedServerCertificate: "untrusted server certificate (\(problem ?? code.rawValue)): \(detail)"
+        case .tlsFailed: "TLS failed: \(detail)"
+        case .insecureTransport, .invalidServerSettings: detail
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Hummingbird
+import HummingbirdCore
 import Logging
 import SyncCore
 
@@ -12,6 +13,7 @@ public func buildApplication<Store: ServerStore>(
     let logger = logger ?? Logger(label: configuration.serverName)
     return Application(
         router: buildRouter(configuration, store: store, metrics: metrics),
+        server: configuration.tls.map { HTTPServerBuilder.reloadableTLS($0) } ?? .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName),
         onServerRunning: { channel in
             await onServerRunning?(channel.localAddress?.port ?? configuration.port)

@@ -10,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var serverName: String
     /// Seconds without a sync after which `/metrics` counts a device as stale.
     public var staleAfter: Double = 3_600
+    /// Serve HTTPS with this certificate and key; nil serves plain HTTP.
+    public var tls: ServerTLS?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, limits: SyncLimits = SyncLimits(), serverName: String = "clinic-sync") {
         self.host = host

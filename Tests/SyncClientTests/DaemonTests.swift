@@ -176,12 +176,17 @@ struct DaemonTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await daemon.run() }
             for await _ in started { break }
-            try await Task.sleep(for: .seconds(1))
-            let beforeAndDuring = socket.drain()
-            #expect(beforeAndDuring.contains("WATCHDOG=1"), "pinged while healthy: \(beforeAndDuring)")
-            #expect(beforeAndDuring.contains { $0.hasPrefix("STATUS=sync stalled") }, "\(beforeAndDuring)")
-            try await Task.sleep(for: .milliseconds(600))
-            let later = socket.drain()
+            // Messages come from one task, in order: once it has said "stalled", no check may ping again.
+            var messages: [String] = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !messages.contains(where: { $0.hasPrefix("STATUS=sync stalled") }) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                messages += socket.drain()
+            }
+            let stalledAt = try #require(messages.firstIndex { $0.hasPrefix("STATUS=sync stalled") }, "\(messages)")
+            #expect(messages[..<stalledAt].contains("WATCHDOG=1"), "pinged while healthy: \(messages)")
+            try await Task.sleep(for: .milliseconds(500))
+            let later = messages[(stalledAt + 1)...] + socket.drain()
             #expect(!later.contains("WATCHDOG=1"), "no pings while the sync hangs: \(later)")
             group.cancelAll()
         }

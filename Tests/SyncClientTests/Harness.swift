@@ -9,8 +9,10 @@ struct Harness {
     let directory: String
     let store: SQLiteServerStore
     let port: Int
+    /// The server's certificate, when it serves HTTPS.
+    var tls: ServerTLS? = nil
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
     static var logger: Logger {
         var logger = Logger(label: "test")
@@ -19,7 +21,7 @@ struct Harness {
     }
 
     /// Runs `body` with a fresh server holding two branches and a content page.
-    static func run(limits: SyncLimits = SyncLimits(), _ body: @Sendable (Harness) async throws -> Void) async throws {
+    static func run(limits: SyncLimits = SyncLimits(), tls: ServerTLS? = nil, _ body: @Sendable (Harness) async throws -> Void) async throws {
         let directory = NSTemporaryDirectory() + "clinic-sync-client-\(UUID().uuidString)"
         let store = try SQLiteServerStore(directory: directory + "/server")
         try await store.saveBranch(id: "harley-street", name: "Harley Street", address: "19 Harley St, London", phone: nil)
@@ -31,21 +33,28 @@ struct Harness {
         ])
         var configuration = ServerConfiguration(port: 0)
         configuration.limits = limits
+        configuration.tls = tls
         try await withRunningServer(configuration, store: store, logger: logger) { port in
-            try await body(Harness(directory: directory, store: store, port: port))
+            try await body(Harness(directory: directory, store: store, port: port, tls: tls))
         }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// A new replica file enrolled at `branch`.
-    func terminal(_ name: String, branch: String = "harley-street", transport: (any SyncTransport)? = nil) async throws -> Terminal {
+    /// A one-time enrollment code for a new device at `branch`.
+    func enrollmentCode(_ name: String, branch: String = "harley-street") async throws -> String {
         var generator = SystemRandomNumberGenerator()
         let code = Credentials.makeEnrollmentCode(using: &generator)
         _ = try await store.addDevice(branch: branch, name: name, role: .terminal, codeHash: Credentials.hash(Credentials.normalizedCode(code)),
                                       codeExpiresAt: Date().addingTimeInterval(3600))
+        return code
+    }
+
+    /// A new replica file enrolled at `branch`, syncing as the CLI and the daemon do: with the trust it was enrolled with.
+    func terminal(_ name: String, branch: String = "harley-street", trust: ServerTrust = .system, transport: (any SyncTransport)? = nil) async throws -> Terminal {
+        let code = try await enrollmentCode(name, branch: branch)
         let replica = try Replica.open(at: "\(directory)/\(name).sqlite")
-        try await replica.enroll(server: url, code: code, deviceName: name)
-        return Terminal(replica: replica, engine: SyncEngine(replica: replica, transport: transport ?? HTTPTransport(baseURL: url), logger: Self.logger))
+        try await replica.enroll(server: url, code: code, deviceName: name, trust: trust)
+        return Terminal(replica: replica, engine: SyncEngine(replica: replica, transport: try transport ?? HTTPTransport.forReplica(replica), logger: Self.logger))
     }
 }
 

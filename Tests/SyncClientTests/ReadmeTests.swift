@@ -14,6 +14,12 @@ struct ReadmeTests {
 
     /// The built executable beside this test bundle's build products.
     static var binary: String? {
+        // First beside the running test bundle, so that a build with --scratch-path tests its own binary.
+        if let bundle = Bundle.main.executableURL?.deletingLastPathComponent().appendingPathComponent("clinic-sync").path,
+           FileManager.default.isExecutableFile(atPath: bundle)
+        {
+            return bundle
+        }
         for configuration in ["debug", "release"] {
             let path = repository.appendingPathComponent(".build/\(configuration)/clinic-sync").path
             if FileManager.default.isExecutableFile(atPath: path) { return path }

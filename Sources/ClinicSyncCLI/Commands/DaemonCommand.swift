@@ -34,7 +34,7 @@ struct DaemonCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try log.logger("clinic-sync.daemon")
         let replica = try replica.open()
-        let engine = SyncEngine(replica: replica, transport: HTTPTransport(baseURL: try serverURL(replica)), logger: logger)
+        let engine = SyncEngine(replica: replica, transport: try transport(for: replica), logger: logger)
         let daemon = SyncDaemon(
             engine: engine,
             configuration: SyncDaemonConfiguration(interval: .milliseconds(Int64(interval * 1000)), maxBackoff: maxBackoff.map { .milliseconds(Int64($0 * 1000)) }),

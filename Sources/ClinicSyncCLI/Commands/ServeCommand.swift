@@ -6,6 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import SyncClient
 import SyncServer
+import UnixSignals
 
 /// `clinic-sync serve`: the head-office sync server.
 struct ServeCommand: AsyncParsableCommand {
@@ -16,6 +17,11 @@ struct ServeCommand: AsyncParsableCommand {
             The store lives in DIR/server.sqlite, created (owner-only, 0700/0600) and migrated on first start; \
             a warning is logged at start for any store file or folder other users can read. Stops gracefully on \
             SIGTERM or SIGINT. Check it with `curl http://HOST:PORT/healthz` and `curl http://HOST:PORT/metrics`.
+
+            With --tls-cert and --tls-key it serves HTTPS; SIGHUP re-reads both files for new connections \
+            (open ones keep theirs), and a pair that cannot be used leaves the previous one in place. The log \
+            names the certificate's key hash for `terminal enroll --pin-sha256`. Without TLS it listens only \
+            on a loopback address unless --insecure-http is given (e.g. behind a reverse proxy that does TLS).
             """)
 
     @OptionGroup var data: DataOption
@@ -29,6 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How far ahead of the server a client clock may be, in seconds.", valueName: "seconds"))
     var maxClockDrift = Int(SyncLimits().maxClockDriftMilliseconds / 1000)
     @Option(help: ArgumentHelp("Seconds without a sync after which /metrics counts a device as stale.", valueName: "seconds")) var staleAfter = 3_600.0
+    @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (server certificate first).", valueName: "file")) var tlsCert: String?
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
+    @Flag(help: "Serve plain HTTP on a non-loopback --host (enquiries would cross the network unencrypted).") var insecureHttp = false
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -41,6 +50,17 @@ struct ServeCommand: AsyncParsableCommand {
         try Check.range(maxPage, 1...1_000_000, "--max-page")
         try Check.range(maxClockDrift, 1...Int(Check.year), "--max-clock-drift", unit: "seconds")
         try Check.seconds(staleAfter, 1...Check.year, "--stale-after")
+        switch (tlsCert, tlsKey) {
+        case (.some, nil): throw ValidationError("--tls-cert needs --tls-key: give the certificate's private key too")
+        case (nil, .some): throw ValidationError("--tls-key needs --tls-cert: give the key's certificate too")
+        case (.some, .some) where insecureHttp: throw ValidationError("--insecure-http contradicts --tls-cert/--tls-key: choose one")
+        case (nil, nil) where !insecureHttp && !ServerTrust.isLoopback(host: host):
+            throw ValidationError("""
+                refusing plain HTTP on \(host): enquiries would cross the network unencrypted. Give --tls-cert and --tls-key, \
+                or --insecure-http if a TLS-terminating proxy sits in front
+                """)
+        default: break
+        }
     }
 
     func run() async throws {
@@ -52,6 +72,13 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxChangesPerPush = maxChanges
         limits.maxPageSize = maxPage
         limits.maxClockDriftMilliseconds = UInt64(maxClockDrift) * 1000
+        // Before the store: a certificate that cannot be used stops the command with nothing created.
+        let tls: ServerTLS?
+        do {
+            tls = try tlsCert.flatMap { certificate in try tlsKey.map { try ServerTLS(certificatePath: certificate, keyPath: $0) } }
+        } catch let error as ServerTLSError {
+            throw CLIError(error.description)
+        }
         let store = try data.store(creating: true)
         // Held until the process ends: `admin restore` refuses to swap the store under it, a second server to share it.
         let lock = try cliErrors { try ServerLock.acquire(directory: data.data) }
@@ -66,21 +93,52 @@ struct ServeCommand: AsyncParsableCommand {
         let dataFolder = data.data
         var configuration = ServerConfiguration(host: host, port: port, limits: limits)
         configuration.staleAfter = staleAfter
+        configuration.tls = tls
+        let insecureHttp = self.insecureHttp
         let notifier = SystemdNotifier()
         let app = buildApplication(configuration, store: store, logger: logger) { port in
-            logger.notice("listening", metadata: ["url": "http://\(host):\(port)", "data": .string(dataFolder)])
+            let url = "\(tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+            var metadata: Logger.Metadata = ["url": .string(url), "data": .string(dataFolder)]
+            if let tls {
+                metadata["tls"] = "on"
+                metadata["tls_pin_sha256"] = .string(tls.pinSHA256)
+            } else {
+                metadata["tls"] = .string(insecureHttp ? "off: plain HTTP, reachable beyond this machine (--insecure-http)" : "off: plain HTTP, loopback only")
+            }
+            logger.notice("listening", metadata: metadata)
             // systemd (Type=notify) starts dependants only now: the store is open and the port bound.
-            notifier.ready(status: "listening on \(host):\(port)")
+            notifier.ready(status: "listening on \(url)")
         }
         let watchdog = ServerWatchdog(notifier: notifier, logger: logger) { await store.health() }
         let services = ServiceGroup(configuration: .init(services: [app, watchdog], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await services.run()
+            try await withThrowingDiscardingTaskGroup { group in
+                // Always trapped: `systemctl reload` (SIGHUP) must never kill a server that has nothing to reload.
+                group.addTask { await Self.reloadOnHangUp(tls, logger: logger) }
+                try await services.run()
+                group.cancelAll()
+            }
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw CLIError("cannot listen on \(host):\(port): the address is already in use (another server running?); stop it or choose another --port")
         }
         withExtendedLifetime(lock) {}
         logger.notice("stopped")
+    }
+
+    /// SIGHUP re-reads the certificate and key (after a renewal) until the task is cancelled.
+    static func reloadOnHangUp(_ tls: ServerTLS?, logger: Logger) async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            guard let tls else {
+                logger.notice("SIGHUP: nothing to reload (no TLS certificate)")
+                continue
+            }
+            do {
+                let pin = try tls.reload()
+                logger.notice("TLS certificate reloaded; new connections use it", metadata: ["tls_pin_sha256": .string(pin)])
+            } catch {
+                logger.error("TLS certificate reload failed; still serving the previous certificate", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }
 

@@ -17,16 +17,22 @@ struct TerminalCommand: AsyncParsableCommand {
     struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enroll this replica with a one-time code from `clinic-sync admin device add`.")
         @OptionGroup var replica: ReplicaOption
-        @Option(help: "The server's URL, e.g. http://127.0.0.1:8080.") var server: String
+        @Option(help: "The server's URL, e.g. https://sync.example.org:8443 (http:// only to this machine unless --allow-insecure-http).") var server: String
         @Option(help: "The enrollment code.") var code: String
         @Option(help: "Rename the device (default: keep the name given by `admin device add`).") var name: String?
+        @OptionGroup var trust: ServerTrustOptions
         @OptionGroup var output: JSONFlag
 
         func run() async throws {
+            let serverTrust = try self.trust.trust() ?? .system
+            // Checked before the file is created, so a refused URL leaves no empty replica behind.
+            try cliErrors { try serverTrust.validate(server: server) }
             let existed = FileManager.default.fileExists(atPath: replica.db)
             let identity: ReplicaIdentity
             do {
-                identity = try await cliErrors { try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "") }
+                identity = try await cliErrors {
+                    try await replica.open(creating: true).enroll(server: server, code: code, deviceName: name ?? "", trust: serverTrust)
+                }
             } catch {
                 // A failed enrollment leaves no empty replica behind for the next command to call "not enrolled".
                 if !existed { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: replica.db + suffix) } }
@@ -41,14 +47,27 @@ struct TerminalCommand: AsyncParsableCommand {
     struct Repoint: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Point this replica at the server's new address, keeping its token, outbox and everything it holds.",
-            discussion: "For a server that moved (new host or port). `sync` and `daemon` use the new address from then on.")
+            discussion: """
+                For a server that moved (new host or port) or whose certificate changed. `sync` and `daemon` use the new \
+                address from then on. --ca-file, --pin-sha256, --system-trust or --allow-insecure-http replace the trust \
+                kept from enrollment; without any of them it is kept.
+                """)
         @OptionGroup var replica: ReplicaOption
-        @Option(help: "The server's new URL, e.g. http://10.0.0.6:8080.") var server: String
+        @Option(help: "The server's new URL, e.g. https://10.0.0.6:8443.") var server: String
+        @OptionGroup var trust: ServerTrustOptions
+        @Flag(help: "Trust the system's certificate store again, forgetting a CA file or pin given before.") var systemTrust = false
         @OptionGroup var output: JSONFlag
+
+        func validate() throws {
+            if systemTrust && (trust.caFile != nil || trust.pinSha256 != nil) {
+                throw ValidationError("--system-trust excludes --ca-file and --pin-sha256: choose one")
+            }
+        }
 
         func run() throws {
             let replica = try replica.open()
-            try cliErrors { try replica.repoint(server: server) }
+            let serverTrust = try systemTrust ? ServerTrust(allowsInsecureHTTP: self.trust.allowInsecureHttp) : self.trust.trust()
+            try cliErrors { try replica.repoint(server: server, trust: serverTrust) }
             let pending = try replica.status().pendingChanges
             if output.json { try Output.json(["server": server, "pending": String(pending)]) } else {
                 print("\(replica.path) now syncs with \(server); \(pending) pending change\(pending == 1 ? "" : "s") kept; next: clinic-sync terminal sync")
@@ -66,7 +85,7 @@ struct TerminalCommand: AsyncParsableCommand {
 
         func run() async throws {
             let replica = try replica.open()
-            let engine = SyncEngine(replica: replica, transport: try HTTPTransport(baseURL: serverURL(replica)), logger: try log.logger("clinic-sync.terminal"))
+            let engine = SyncEngine(replica: replica, transport: try transport(for: replica), logger: try log.logger("clinic-sync.terminal"))
             let interactive = Output.isInteractive && !output.json
             do {
                 let summary = try await engine.syncRecordingOutcome { progress in
@@ -145,6 +164,37 @@ func serverURL(_ replica: Replica) throws -> String {
     return identity.server
 }
 
+/// The transport to the replica's server, with the trust it was enrolled (or repointed) with.
+func transport(for replica: Replica) throws -> HTTPTransport {
+    _ = try serverURL(replica)
+    return try HTTPTransport.forReplica(replica)
+}
+
+/// `--ca-file`, `--pin-sha256`, `--allow-insecure-http`: which server certificates a terminal trusts.
+struct ServerTrustOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Trust only server certificates issued by this CA (PEM) instead of the system's store. Its content is kept in the replica, so the daemon needs no file.",
+        valueName: "file"))
+    var caFile: String?
+    @Option(help: ArgumentHelp(
+        "Trust only a server certificate whose public key has this SHA-256 (base64, as `serve` logs it in tls_pin_sha256), whoever signed it.",
+        valueName: "base64"))
+    var pinSha256: String?
+    @Flag(help: "Allow http:// to a host beyond this machine: the device token and enquiries then cross the network unencrypted.")
+    var allowInsecureHttp = false
+
+    func validate() throws {
+        if caFile != nil && pinSha256 != nil { throw ValidationError("--ca-file and --pin-sha256 exclude each other: choose one") }
+    }
+
+    /// The trust these options give, or nil when none was given.
+    func trust() throws -> ServerTrust? {
+        guard caFile != nil || pinSha256 != nil || allowInsecureHttp else { return nil }
+        let pem = try caFile.map { file in try cliErrors { try ServerTrust.certificateAuthority(file: file) } }
+        return ServerTrust(certificateAuthorityPEM: pem, pinnedKeySHA256: pinSha256, allowsInsecureHTTP: allowInsecureHttp)
+    }
+}
+
 /// Maps library errors to one-line CLI errors.
 /// For a write that failed for want of space where no typed error named the file.
 let diskFullMessage = "the disk holding this file is full: nothing was written (reading still works); free some space and try again"
@@ -168,6 +218,8 @@ func cliErrors<T>(_ body: () async throws -> T) async throws -> T {
 func cliErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
+    } catch let error as SyncError {
+        throw CLIError(error.description)
     } catch let error as ReplicaError {
         throw CLIError(error.description)
     } catch let error as StoreError {
