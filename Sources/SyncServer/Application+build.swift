@@ -42,7 +42,12 @@ func buildRouter<Store: ServerStore>(_ configuration: ServerConfiguration, store
             status: health.status == "ok" ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(health))))
     }
-    router.get("/metrics") { _, _ -> Response in
+    router.get("/metrics") { request, context -> Response in
+        guard configuration.metricsAccess.allows(peer: context.peer, authorization: request.headers[.authorization]) else {
+            throw Problem(.forbidden, "metrics_forbidden", configuration.metricsAccess == .loopbackOnly
+                ? "/metrics answers this machine only; start the server with --metrics-token-file to let a scraper elsewhere read it with that token"
+                : "/metrics needs `Authorization: Bearer <metrics token>`")
+        }
         // A store that cannot be read leaves the last values; /healthz reports it.
         if let statistics = try? await store.statistics(staleAfter: configuration.staleAfter) { metrics.update(from: statistics) }
         return Response(

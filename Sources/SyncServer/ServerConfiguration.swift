@@ -12,6 +12,8 @@ public struct ServerConfiguration: Sendable {
     public var staleAfter: Double = 3_600
     /// Serve HTTPS with this certificate and key; nil serves plain HTTP.
     public var tls: ServerTLS?
+    /// Who may read `/metrics`: this machine only unless a token is configured.
+    public var metricsAccess = MetricsAccess.loopbackOnly
 
     public init(host: String = "127.0.0.1", port: Int = 8080, limits: SyncLimits = SyncLimits(), serverName: String = "clinic-sync") {
         self.host = host

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import HummingbirdTesting
 import SyncCore
 import Testing
@@ -63,6 +64,30 @@ struct OperatorHTTPTests {
             text = try await scrape()
             #expect(text.contains(#"clinicsync_devices{state="stale"} 1"#), "\(text)")
             #expect(text.contains("clinicsync_device_oldest_sync_age_seconds 7200"), "\(text)")
+        }
+    }
+
+    /// /metrics: this machine only by default; from anywhere with the configured token (issue 13).
+    @Test func metricsAnswerLoopbackOnlyUnlessATokenIsConfigured() async throws {
+        let local = try SocketAddress(ipAddress: "127.0.0.1", port: 40_000), remote = try SocketAddress(ipAddress: "10.0.0.5", port: 40_000)
+        let (loopback6, mapped, private6) = (try SocketAddress(ipAddress: "::1", port: 1), try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: 1),
+                                             try SocketAddress(ipAddress: "fd00::5", port: 1))
+        let access = MetricsAccess.loopbackOnly
+        #expect(access.allows(peer: local, authorization: nil) && access.allows(peer: loopback6, authorization: nil))
+        #expect(access.allows(peer: mapped, authorization: nil))
+        #expect(!access.allows(peer: remote, authorization: nil) && !access.allows(peer: private6, authorization: nil))
+        let token = MetricsAccess.token("0123456789abcdef0123")
+        #expect(token.allows(peer: remote, authorization: "Bearer 0123456789abcdef0123"))
+        #expect(!token.allows(peer: local, authorization: nil) && !token.allows(peer: remote, authorization: "Bearer 0123456789abcdef0124"))
+
+        var server = try await TestServer()
+        server.configuration.metricsAccess = token
+        try await server.app.test(.router) { client in
+            let refused = try await client.execute(uri: "/metrics", method: .get)
+            #expect(refused.status == .forbidden)
+            #expect((try? Wire.problem(refused).code) == "metrics_forbidden")
+            let allowed = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer 0123456789abcdef0123"])
+            #expect(allowed.status == .ok)
         }
     }
 }

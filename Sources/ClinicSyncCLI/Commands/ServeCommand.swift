@@ -38,6 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (server certificate first).", valueName: "file")) var tlsCert: String?
     @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
     @Flag(help: "Serve plain HTTP on a non-loopback --host (enquiries would cross the network unencrypted).") var insecureHttp = false
+    @Option(help: ArgumentHelp(
+        "A file holding the token a Prometheus scraper sends (`Authorization: Bearer …`) to read /metrics from another machine.",
+        discussion: "Without it /metrics answers this machine only.", valueName: "file"))
+    var metricsTokenFile: String?
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -79,6 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ServerTLSError {
             throw CLIError(error.description)
         }
+        let metricsAccess = try metricsTokenFile.map(Self.metricsAccess(from:)) ?? .loopbackOnly
         let store = try data.store(creating: true)
         // Held until the process ends: `admin restore` refuses to swap the store under it, a second server to share it.
         let lock = try cliErrors { try ServerLock.acquire(directory: data.data) }
@@ -94,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(host: host, port: port, limits: limits)
         configuration.staleAfter = staleAfter
         configuration.tls = tls
+        configuration.metricsAccess = metricsAccess
         let insecureHttp = self.insecureHttp
         let notifier = SystemdNotifier()
         let app = buildApplication(configuration, store: store, logger: logger) { port in
@@ -123,6 +129,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         withExtendedLifetime(lock) {}
         logger.notice("stopped")
+    }
+
+    /// Reads the metrics token: at least 16 characters, so a guess is not a way in.
+    static func metricsAccess(from path: String) throws -> MetricsAccess {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("cannot read the metrics token file \(path); create it (e.g. `openssl rand -hex 32 > \(path)`, mode 0600)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
+            throw CLIError("the metrics token in \(path) must be one word of at least 16 characters (e.g. `openssl rand -hex 32`)")
+        }
+        return .token(token)
     }
 
     /// SIGHUP re-reads the certificate and key (after a renewal) until the task is cancelled.
