@@ -93,7 +93,7 @@ enum PinnedHTTPS {
                 case .end:
                     guard let response else { throw HTTPClientError.remoteConnectionClosed }
                     var kept: [String: String] = [:]
-                    if let epoch = response.headers.first(name: ProtocolHeader.storeEpoch) { kept[ProtocolHeader.storeEpoch] = epoch }
+                    for name in ProtocolHeader.answerHeaders { kept[name] = response.headers.first(name: name) }
                     return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                                              body: Array(collected.readableBytesView), headers: kept)
                 }

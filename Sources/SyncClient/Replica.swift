@@ -419,6 +419,11 @@ public struct Replica: Sendable {
         }
     }
 
+    /// Asks for a new device token at the next sync (SPEC 8.2); the current one works until then.
+    public func requestTokenRotation() throws {
+        try writer.write { db in try SyncMeta.set(MetaKey.rotateToken, Int64(1), in: db) }
+    }
+
     /// The device now belongs to `branch` (SPEC 8.6): every enquiry (with its notes and conflicts)
     /// leaves this file, dead letters keep no values, the cursor goes back to 0 so the next pull reads
     /// the new branch whole; then the WAL is truncated so no old text stays in any file (invariant 9).

@@ -59,6 +59,8 @@ enum MetaKey {
     static let role = "role"
     static let server = "server_url"
     static let token = "device_token"
+    /// Set by `terminal rotate-token`: the next sync asks for a new token (SPEC 8.2).
+    static let rotateToken = "rotate_token_requested"
     static let cursor = "cursor"
     static let lastHLC = "last_hlc"
     static let lastSyncAt = "last_sync_at"

@@ -64,7 +64,7 @@ public struct SyncEngine: Sendable {
     public func sync(progress: (@Sendable (SyncProgress) -> Void)? = nil) async throws -> SyncSummary {
         let started = ContinuousClock.now
         guard var identity = try replica.identity(),
-              let token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
+              var token: String = try await replica.writer.read({ db in try SyncMeta.get(MetaKey.token, in: db) })
         else { throw SyncError(code: .notEnrolled, detail: ReplicaError.notEnrolled.detail) }
         // An erasure whose WAL scrub a reader held back: finish it first (SPEC 7.6).
         await StorageConfiguration.finishPendingScrub(replica.writer)
@@ -73,15 +73,18 @@ public struct SyncEngine: Sendable {
         var rolledBack = false
         var resupplied = false
         var moved = false
+        // A token received this cycle is used once more before the cycle ends, so the server retires the old one.
+        var unconfirmedToken = false
         // Halved whenever the server refuses a push as a whole for its size (invariant 12).
         var batchLimit = pushBatchSize
         while true {
-            let (request, pending, acknowledged) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int, Int64?) in
+            let (request, pending, acknowledged, rotate) = try await replica.writer.read { [batchLimit, identity] db -> (SyncRequest, Int, Int64?, Bool) in
                 let changes = try Outbox.batch(limit: batchLimit, replica: identity.replica, in: db)
                 let request = SyncRequest(
                     replica: identity.replica, clock: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0),
                     cursor: UInt64(try SyncMeta.get(MetaKey.cursor, in: db) as Int64? ?? 0), pageLimit: pageSize, changes: changes)
-                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0, try SyncMeta.get(MetaKey.acknowledged, in: db))
+                return (request, try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox") ?? 0, try SyncMeta.get(MetaKey.acknowledged, in: db),
+                        try SyncMeta.get(MetaKey.rotateToken, in: db) as Int64? == 1)
             }
             let frame = FrameCodec.encode(request)
             let body = Deflate.compress(frame)
@@ -89,6 +92,7 @@ public struct SyncEngine: Sendable {
             // Pending: what stays unsent once this request is stored.
             var evidence = [ProtocolHeader.pending: String(max(0, pending - request.changes.count)), ProtocolHeader.appVersion: BuildInfo.version]
             if let acknowledged { evidence[ProtocolHeader.acknowledged] = String(acknowledged) }
+            if rotate { evidence[ProtocolHeader.rotateToken] = "1" }
             let response = try await transport.post("/v1/sync", body: body, token: token, headers: evidence)
             let page: SyncResponse, inflated: Int
             do {
@@ -142,6 +146,17 @@ public struct SyncEngine: Sendable {
             guard !page.more || page.cursor > request.cursor else {
                 throw SyncError(code: .incompatibleServer, detail: "the server said more changes follow but did not advance the cursor (\(page.cursor))")
             }
+            unconfirmedToken = false
+            if let next = response.headers[ProtocolHeader.newToken], !next.isEmpty {
+                // Kept before anything else: the server honours the old token only until this one is used.
+                try await replica.writer.write { db in
+                    try SyncMeta.set(MetaKey.token, next, in: db)
+                    try db.execute(sql: "DELETE FROM sync_meta WHERE key = ?", arguments: [MetaKey.rotateToken])
+                }
+                token = next
+                unconfirmedToken = true
+                logger.notice("device token rotated")
+            }
             let epoch = response.headers[ProtocolHeader.storeEpoch]
             if let epoch, !resupplied, try replica.storeEpoch().map({ $0 != epoch }) == true {
                 // The server's store was restored from an older copy: send it everything this file
@@ -170,7 +185,7 @@ public struct SyncEngine: Sendable {
             progress?(SyncProgress(pushed: summary.pushed, pending: max(0, pending - request.changes.count), pulled: summary.pulled,
                                    pages: summary.roundTrips, bytesSent: summary.bytesSent, bytesReceived: summary.bytesReceived))
             let outboxLeft = pending > request.changes.count
-            if !page.more && !outboxLeft { break }
+            if !page.more && !outboxLeft && !unconfirmedToken { break }
         }
         try await replica.writer.write { db in
             try SyncMeta.set(MetaKey.lastSyncAt, Timestamp.iso8601(milliseconds: replica.wall.milliseconds()), in: db)

@@ -101,9 +101,10 @@ public struct HTTPTransport: SyncTransport {
                     let response = try await client.execute(prepared, timeout: timeout)
                     // Responses are bounded too: a page is at most a few MiB deflated.
                     let buffer = try await response.body.collect(upTo: 64 << 20)
-                    let epoch = response.headers.first(name: ProtocolHeader.storeEpoch)
+                    var kept: [String: String] = [:]
+                    for name in ProtocolHeader.answerHeaders { kept[name] = response.headers.first(name: name) }
                     return TransportResponse(status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                                             body: Array(buffer.readableBytesView), headers: epoch.map { [ProtocolHeader.storeEpoch: $0] } ?? [:])
+                                             body: Array(buffer.readableBytesView), headers: kept)
                 }
                 group.addTask {
                     try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))

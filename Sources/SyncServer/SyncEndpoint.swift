@@ -174,6 +174,14 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
         var response = frameResponse(FrameCodec.encode(outcome.response))
         response.headers[ProtocolHeader.storeEpoch] = outcome.epoch
+        if evidence.rotateToken || device.rotateRequested {
+            // Only on an answer that also carries a frame: a device that never reads it keeps its old token.
+            var generator = random
+            let token = Credentials.makeToken(using: &generator)
+            try await mapStoreErrors(logger: logger) { try await store.setNextToken(deviceID: device.id, tokenHash: Credentials.hash(token)) }
+            response.headers[ProtocolHeader.newToken] = token
+            logger.notice("device token rotated; the old one works until the new one is first used")
+        }
         metrics.syncLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         logger.info("sync", metadata: [
             "pushed": .stringConvertible(frame.changes.count), "accepted": .stringConvertible(outcome.accepted),
@@ -215,7 +223,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         return SyncEvidence(
             acknowledged: headers[ProtocolHeader.acknowledged].flatMap { UInt64($0) }.flatMap { $0 <= UInt64(Int64.max) ? $0 : nil },
             pending: headers[ProtocolHeader.pending].flatMap { Int32($0) }.flatMap { $0 >= 0 ? Int($0) : nil },
-            appVersion: version)
+            appVersion: version, rotateToken: headers[ProtocolHeader.rotateToken] == "1")
     }
 
     private func frameResponse(_ body: [UInt8]) -> EndpointResponse {

@@ -84,7 +84,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct DeviceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "device", abstract: "Issue enrollment codes, list, move, revoke and remove devices.", subcommands: [Add.self, List.self, Move.self, Revoke.self, Remove.self])
+            commandName: "device", abstract: "Issue enrollment codes, list, move, rotate tokens of, revoke and remove devices.", subcommands: [Add.self, List.self, Move.self, RotateToken.self, Revoke.self, Remove.self])
 
         struct Move: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -190,6 +190,26 @@ struct AdminCommand: AsyncParsableCommand {
                 let now = Date()
                 let listed = Self.listing(try await data.store().devices(), now: now, staleAfter: staleAfter)
                 if output.json { try Output.json(listed) } else { print(Self.table(listed, now: now)) }
+            }
+        }
+
+        struct RotateToken: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "rotate-token",
+                abstract: "Give a device a new token at its next sync (routine rotation).",
+                discussion: """
+                    The device's next sync answer carries a new token; its current one works until the device first uses \
+                    the new one. For a token that leaked, use `admin device revoke` and enroll the terminal's file again \
+                    with a new code (`terminal enroll --code` keeps everything it holds): rotation would hand the new \
+                    token to whoever holds the old one.
+                    """)
+            @OptionGroup var data: DataOption
+            @Argument(help: "The device id.") var id: String
+            @OptionGroup var output: JSONFlag
+
+            func run() async throws {
+                let device = try await cliErrors { try await data.store().requestTokenRotation(id: id) }
+                if output.json { try Output.json(device) } else { print("device \(device.id) (\(device.name)) gets a new token at its next sync") }
             }
         }
 

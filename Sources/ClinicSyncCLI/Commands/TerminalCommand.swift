@@ -12,7 +12,7 @@ struct TerminalCommand: AsyncParsableCommand {
         commandName: "terminal",
         abstract: "Work with a terminal's local replica: enroll, take enquiries, read content, sync, resolve conflicts.",
         discussion: "Every command but `enroll` and `sync` works offline. Name the replica with --db or $CLINIC_SYNC_DB.",
-        subcommands: [Enroll.self, Repoint.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self])
+        subcommands: [Enroll.self, Repoint.self, EnquiryCommand.self, ContentCommand.self, Sync.self, Status.self, ConflictsCommand.self, DeadLetters.self, RotateToken.self])
 
     struct Enroll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enroll this replica with a one-time code from `clinic-sync admin device add`.")
@@ -103,6 +103,33 @@ struct TerminalCommand: AsyncParsableCommand {
                 if output.json { try Output.json(["error": error.code.rawValue, "problem": error.problem ?? error.code.rawValue, "detail": error.detail]) }
                 throw CLIError(error.description)
             }
+        }
+    }
+
+    struct RotateToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-token",
+            abstract: "Replace this terminal's device token with a new one from the server.",
+            discussion: """
+                Syncs once, asking for a new token; the old one keeps working until the terminal first uses the new one, \
+                so a lost answer locks nothing out. Offline, the request waits for the next sync (the daemon's too). For a \
+                token that leaked, have an admin revoke the device and enroll this file again with a new code instead.
+                """)
+        @OptionGroup var replica: ReplicaOption
+        @OptionGroup var output: JSONFlag
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            let replica = try replica.open()
+            guard try replica.identity() != nil else { throw CLIError(ReplicaError.notEnrolled.detail) }
+            try cliErrors { try replica.requestTokenRotation() }
+            let engine = SyncEngine(replica: replica, transport: try transport(for: replica), logger: try log.logger("clinic-sync.terminal"))
+            do {
+                _ = try await engine.syncRecordingOutcome()
+            } catch let error as SyncError {
+                throw CLIError("\(error.description); the rotation waits for the next sync")
+            }
+            if output.json { try Output.json(["rotated": true]) } else { print("device token rotated; the old one no longer works") }
         }
     }
 

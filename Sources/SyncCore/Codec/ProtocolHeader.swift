@@ -9,4 +9,11 @@ public enum ProtocolHeader {
     public static let pending = "clinicsync-pending"
     /// On sync requests: the terminal's app version, for the operator's device list.
     public static let appVersion = "clinicsync-app-version"
+    /// On sync requests: "1" asks for a new device token (SPEC 8.2).
+    public static let rotateToken = "clinicsync-rotate-token"
+    /// On sync answers: the device's new token; its current one works until this one is first used.
+    public static let newToken = "clinicsync-new-token"
+
+    /// The answer headers a client transport must hand to the sync engine.
+    public static let answerHeaders = [storeEpoch, newToken]
 }

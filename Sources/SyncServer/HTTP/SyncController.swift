@@ -30,7 +30,7 @@ struct SyncController<Store: ServerStore>: Sendable {
         try endpoint.requireDeflate(request.headers[.contentEncoding])
         let body = try await collect(request)
         var headers: [String: String] = [:]
-        for name in [ProtocolHeader.acknowledged, ProtocolHeader.pending, ProtocolHeader.appVersion] {
+        for name in [ProtocolHeader.acknowledged, ProtocolHeader.pending, ProtocolHeader.appVersion, ProtocolHeader.rotateToken] {
             if let field = HTTPField.Name(name), let value = request.headers[field] { headers[name] = value }
         }
         let evidence = SyncEndpoint<Store>.evidence(headers)

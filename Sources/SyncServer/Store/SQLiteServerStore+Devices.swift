@@ -89,6 +89,22 @@ extension SQLiteServerStore {
         }
     }
 
+    /// Routine rotation: the device's next sync answer carries a new token (SPEC 8.2). For a token
+    /// that leaked, revoke the device instead and enroll its file again with a new code.
+    public func requestTokenRotation(id: String) async throws -> Device {
+        try await guarded {
+            try await writer.write { [now] db in
+                try db.execute(sql: "UPDATE device SET rotate_requested = 1 WHERE id = ? AND revoked_at IS NULL AND enrolled_at IS NOT NULL", arguments: [id])
+                guard db.changesCount > 0 else {
+                    let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE id = ?", arguments: [id]) != nil
+                    throw StoreError(exists ? .invalidWrite : .unknownDevice, exists ? "device \(id) is revoked or not enrolled: it has no token to rotate" : "no device '\(id)'")
+                }
+                try Self.audit("token_rotation_requested", device: id, at: now, db: db)
+                return Self.device(from: try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id])!)
+            }
+        }
+    }
+
     /// At a sync with nothing to push from a device an operator moved: the move takes effect, and the
     /// device is told (409 `device_moved`) to purge its old branch and read the new one from the start.
     func completeMove(of device: Device) async throws -> Never {

@@ -210,6 +210,21 @@ public struct SQLiteServerStore: ServerStore {
                 CREATE INDEX audit_event_at ON audit_event(at);
                 """)
         }
+        migrator.registerMigration("v4-token-rotation") { db in
+            try db.execute(sql: """
+                -- Tokens sync answers gave a device; its token until then stays valid, and the first of
+                -- these it uses replaces it (SPEC 8.2). Several: an answer may be lost, or a late copy of
+                -- an old request may fetch another, and a token the device kept must still work.
+                CREATE TABLE device_next_token (
+                    token_hash TEXT PRIMARY KEY NOT NULL,
+                    device TEXT NOT NULL,
+                    issued_at REAL NOT NULL
+                );
+                CREATE INDEX device_next_token_device ON device_next_token(device, issued_at);
+                -- admin device rotate-token: sync answers carry a new token until the device uses one.
+                ALTER TABLE device ADD COLUMN rotate_requested INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 
@@ -220,8 +235,42 @@ public struct SQLiteServerStore: ServerStore {
     // MARK: Devices
 
     public func device(tokenHash: String) async throws -> Device? {
-        try await writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM device WHERE token_hash = ?", arguments: [tokenHash]).map(Self.device(from:))
+        let found = try await writer.read { db -> (Device, isNext: Bool)? in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE token_hash = ?", arguments: [tokenHash]) {
+                return (Self.device(from: row), false)
+            }
+            return try Row.fetchOne(db, sql: """
+                SELECT d.* FROM device_next_token n JOIN device d ON d.id = n.device WHERE n.token_hash = ?
+                """, arguments: [tokenHash]).map { (Self.device(from: $0), true) }
+        }
+        guard let (device, isNext) = found else { return nil }
+        guard isNext else { return device }
+        // The device holds a new token: it becomes the token, and the old one and every other stops working.
+        let (id, branch) = (device.id, device.branch)
+        return try await guarded {
+            try await writer.write { [now] db in
+                try db.execute(sql: "DELETE FROM device_next_token WHERE device = ? AND token_hash = ?", arguments: [id, tokenHash])
+                guard db.changesCount > 0 else {
+                    return try Row.fetchOne(db, sql: "SELECT * FROM device WHERE token_hash = ?", arguments: [tokenHash]).map(Self.device(from:))
+                }
+                try db.execute(sql: "UPDATE device SET token_hash = ?, rotate_requested = 0 WHERE id = ?", arguments: [tokenHash, id])
+                try db.execute(sql: "DELETE FROM device_next_token WHERE device = ?", arguments: [id])
+                try Self.audit("token_rotated", device: id, branch: branch, at: now, db: db)
+                return try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]).map(Self.device(from:))
+            }
+        }
+    }
+
+    public func setNextToken(deviceID: String, tokenHash: String) async throws {
+        try await guarded {
+            try await writer.write { [now] db in
+                try db.execute(sql: "INSERT INTO device_next_token (token_hash, device, issued_at) VALUES (?, ?, ?)", arguments: [tokenHash, deviceID, now])
+                // A few answers may be lost in a row; beyond that the oldest are dropped.
+                try db.execute(sql: """
+                    DELETE FROM device_next_token WHERE device = ? AND token_hash NOT IN
+                        (SELECT token_hash FROM device_next_token WHERE device = ? ORDER BY issued_at DESC, rowid DESC LIMIT 8)
+                    """, arguments: [deviceID, deviceID])
+            }
         }
     }
 
@@ -247,6 +296,7 @@ public struct SQLiteServerStore: ServerStore {
                 try db.execute(
                     sql: "UPDATE device SET name = ?, replica = ?, token_hash = ?, enrolled_at = ?, acknowledged = 0 WHERE id = ?",
                     arguments: [name, replica.databaseValue, tokenHash, now.timeIntervalSince1970, device.id])
+                try db.execute(sql: "DELETE FROM device_next_token WHERE device = ?", arguments: [device.id])
                 try db.execute(sql: "INSERT INTO device_replica (replica, device) VALUES (?, ?)", arguments: [replica.databaseValue, device.id])
                 try db.execute(sql: "UPDATE enrollment_code SET used_at = ? WHERE code_hash = ?", arguments: [now.timeIntervalSince1970, codeHash])
                 try Self.audit("device_enrolled", device: device.id, branch: device.branch, detail: ["replica": replica.description, "role": device.role.name],
@@ -313,10 +363,12 @@ public struct SQLiteServerStore: ServerStore {
             let now = Double(clock.milliseconds()) / 1000
             return try await writer.write { db in
                 try db.execute(sql: "UPDATE device SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", arguments: [now, id])
+                let revokedNow = db.changesCount > 0
+                try db.execute(sql: "DELETE FROM device_next_token WHERE device = ?", arguments: [id])
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]) else {
                     throw StoreError(.unknownDevice, "no device '\(id)'")
                 }
-                if db.changesCount > 0 { try Self.audit("device_revoked", device: id, branch: row["branch"], at: now, db: db) }
+                if revokedNow { try Self.audit("device_revoked", device: id, branch: row["branch"], at: now, db: db) }
                 return Self.device(from: row)
             }
         }
@@ -335,6 +387,7 @@ public struct SQLiteServerStore: ServerStore {
                     throw StoreError(.invalidWrite, "device \(id) is enrolled; revoke it first with `clinic-sync admin device revoke \(id)`")
                 }
                 try db.execute(sql: "DELETE FROM enrollment_code WHERE device_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM device_next_token WHERE device = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
                 try Self.audit("device_removed", device: id, branch: device.branch, at: now, db: db)
                 return device
@@ -352,7 +405,8 @@ public struct SQLiteServerStore: ServerStore {
             revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             lastSeenAt: (row["last_seen_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             acknowledged: UInt64(row["acknowledged"] as Int64),
-            movingTo: row["moving_to"], pending: row["pending"], appVersion: row["app_version"])
+            movingTo: row["moving_to"], pending: row["pending"], appVersion: row["app_version"],
+            rotateRequested: (row["rotate_requested"] as Int64? ?? 0) != 0)
     }
 
     // MARK: Server-authored writes

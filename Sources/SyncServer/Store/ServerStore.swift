@@ -21,6 +21,8 @@ public struct Device: Hashable, Sendable {
     /// Local changes the terminal had not yet sent, and its app version, as it said in its last sync.
     public var pending: Int? = nil
     public var appVersion: String? = nil
+    /// An operator asked for a new token (`admin device rotate-token`): the next sync answer carries one.
+    public var rotateRequested = false
 
     public var isRevoked: Bool { revokedAt != nil }
 
@@ -119,11 +121,14 @@ public struct SyncEvidence: Hashable, Sendable {
     /// for `admin device list`.
     public var pending: Int?
     public var appVersion: String?
+    /// The terminal asks for a new device token (`ClinicSync-Rotate-Token`, SPEC 8.2).
+    public var rotateToken = false
 
-    public init(acknowledged: UInt64? = nil, pending: Int? = nil, appVersion: String? = nil) {
+    public init(acknowledged: UInt64? = nil, pending: Int? = nil, appVersion: String? = nil, rotateToken: Bool = false) {
         self.acknowledged = acknowledged
         self.pending = pending
         self.appVersion = appVersion
+        self.rotateToken = rotateToken
     }
 }
 
@@ -223,8 +228,12 @@ public struct StoreHealth: Sendable, Equatable {
 public protocol ServerStore: Sendable {
     /// This store's id (its server replica id, hex), stable across restarts; `/healthz` shows it.
     func serverID() async throws -> String
-    /// The device holding this token hash, revoked or not.
+    /// The device holding this token hash, revoked or not. A device's next token (SPEC 8.2), used for
+    /// the first time, becomes its token, and the one it replaces stops working.
     func device(tokenHash: String) async throws -> Device?
+    /// Records the token a device is being given in a sync answer; its current token works until the
+    /// new one is first used, so a lost answer locks nobody out.
+    func setNextToken(deviceID: String, tokenHash: String) async throws
     /// Exchanges a one-time enrollment code for a device token.
     func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC)
     /// Stores a push and reads the next page of the pull, for an authenticated device.
