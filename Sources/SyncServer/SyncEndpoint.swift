@@ -133,6 +133,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         guard let device = try await store.device(tokenHash: Credentials.hash(token)) else {
             throw Problem(.unauthorized, "unknown_token", "this device token is not known to the server; enroll again")
         }
+        await store.noteContact(device)
         guard !device.isRevoked else {
             throw Problem(.unauthorized, "revoked_token", "this device was revoked; ask an admin for a new enrollment code")
         }

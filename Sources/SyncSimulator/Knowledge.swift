@@ -140,9 +140,23 @@ struct Knowledge: Sendable {
     }
 
     /// The server gave `device` a new replica id (SPEC 7.8): its pending writes will reach the server
-    /// under it, same counters, same clock readings, once the device hears of it.
-    mutating func reassign(device: String, to replica: ReplicaID) {
-        let moving = writes.filter { $0.value.device == device && $0.key.replica != replica && $0.value.status == .pending }
+    /// under it, same counters, same clock readings, once the device hears of it. So does a write the
+    /// server refused whose answer the file never had (a copy put back from before it): still in the
+    /// outbox (`unanswered`), or already pushed under the new id, it is judged again there.
+    mutating func reassign(device: String, to replica: ReplicaID, unanswered: Set<UInt64> = []) {
+        let moving = writes.filter { entry in
+            guard entry.value.device == device, entry.key.replica != replica else { return false }
+            switch entry.value.status {
+            case .pending:
+                return true
+            case .rejected:
+                let again = writes[WriteKey(replica: replica, counter: entry.key.counter)]
+                return entry.key.counter < Self.ghostBase
+                    && (unanswered.contains(entry.key.counter) || again.map { $0.change.isSameWrite(as: entry.value.change) } == true)
+            default:
+                return false
+            }
+        }
         for (key, record) in moving {
             var moved = record
             moved.key = WriteKey(replica: replica, counter: key.counter)

@@ -491,7 +491,8 @@ public final class Simulation {
         guard let current = try device.replica.identity()?.replica, current != device.lastKnownReplica else { return }
         device.lastKnownReplica = current
         device.replicaID = current
-        network.withState { $0.knowledge.reassign(device: device.name, to: current) }
+        let outbox = try device.replica.writer.read { db in try Int64.fetchAll(db, sql: "SELECT counter FROM sync_outbox") }
+        network.withState { $0.knowledge.reassign(device: device.name, to: current, unanswered: Set(outbox.map(UInt64.init))) }
         log(device.name, "carries on as replica \(current)")
     }
 

@@ -141,7 +141,8 @@ struct AdminCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "List devices, with the replica id each enrolled as and whether it has gone stale.",
                 discussion: """
-                    LAST SYNC is the device's last successful sync; PENDING (local changes not yet sent) and VERSION are what it \
+                    LAST SEEN is the last request with the device's token, refused or failed ones too (to the minute); LAST SYNC \
+                    is its last successful sync; PENDING (local changes not yet sent) and VERSION are what it \
                     said then. A branch shown as A → B is a move waiting for the device's next sync. A device is stale when it \
                     is enrolled, not revoked, and has not synced for --stale-after seconds.
                     """)
@@ -177,12 +178,12 @@ struct AdminCommand: AsyncParsableCommand {
 
             static func table(_ listed: [Listed], now: Date) -> String {
                 let formatter = ISO8601DateFormatter()
-                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SYNC", "PENDING", "VERSION"], listed.map { item in
+                func when(_ date: Date?) -> String { date.map { "\(formatter.string(from: $0)) (\(Output.age(now.timeIntervalSince($0))) ago)" } ?? "never" }
+                return Output.table(["ID", "NAME", "REPLICA", "BRANCH", "ROLE", "STATE", "LAST SEEN", "LAST SYNC", "PENDING", "VERSION"], listed.map { item in
                     let device = item.device
-                    let seen = device.lastSeenAt.map { "\(formatter.string(from: $0)) (\(Output.age(now.timeIntervalSince($0))) ago)" } ?? "never"
                     let branch = device.movingTo.map { "\(device.branch) → \($0)" } ?? device.branch
-                    return [device.id, device.name, device.replica?.description ?? "-", branch, device.role.name, item.state, seen,
-                            device.pending.map(String.init) ?? "-", device.appVersion ?? "-"]
+                    return [device.id, device.name, device.replica?.description ?? "-", branch, device.role.name, item.state,
+                            when(device.lastContactAt), when(device.lastSeenAt), device.pending.map(String.init) ?? "-", device.appVersion ?? "-"]
                 })
             }
 

@@ -261,7 +261,7 @@ extension SQLiteServerStore {
             // Notes are insert-only and are erased only with their enquiry.
             guard case .write(let column, _, _) = change.operation else { return .failure(Refusal(.immutable)) }
             if let existing = try session.version(of: key, column: column), existing != change.version,
-               try !isRestamped(existing, as: change.version, device: device, db: session.db)
+               try !isResent(change, column: column, existing: existing, device: device, db: session.db)
             {
                 return .failure(Refusal(.immutable))
             }
@@ -279,13 +279,17 @@ extension SQLiteServerStore {
         return .success(scope)
     }
 
-    /// A note its own author pushes again under a new replica id (SPEC 7.8): the lost future of a file
-    /// restored from an older copy had stored it, and the restored file re-stamped it, pending, to the
-    /// id the server then gave it. Same clock reading, a former replica of the same device: the same
-    /// write (a note id is drawn once), not an edit. Refused, the author would dead-letter it and drop
-    /// its own copy of a note the server holds.
-    private func isRestamped(_ existing: Version, as version: Version, device: Device, db: Database) throws -> Bool {
-        guard existing.hlc == version.hlc, existing.replica != version.replica else { return false }
+    /// A note its own author pushes again (SPEC 7.8): the lost future of a file restored from an older
+    /// copy had stored it, and the restored file, which still held it pending, re-sends it under the id
+    /// the server then gave it. Same value, stored under a replica id of the same device: the same write
+    /// (a note id is drawn once), not an edit. The clock reading may differ: a note stamped while the
+    /// clock ran ahead is re-issued (SPEC 7.7) by each future, at its own time. Refused, the author
+    /// would dead-letter it and drop its own copy of a note the server holds.
+    private func isResent(_ change: Change, column: ColumnID, existing: Version, device: Device, db: Database) throws -> Bool {
+        guard case .write(_, let value, _) = change.operation else { return false }
+        let stored = try DatabaseValue.fetchOne(db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = ?",
+                                                arguments: [Int64(change.table.rawValue), change.row, Int64(column.rawValue)])
+        guard stored.flatMap(Value.fromDatabaseValue) == value else { return false }
         return try Bool.fetchOne(db, sql: "SELECT 1 FROM device_replica WHERE replica = ? AND device = ?",
                                  arguments: [existing.replica.databaseValue, device.id]) != nil
     }

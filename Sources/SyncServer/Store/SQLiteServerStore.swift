@@ -225,6 +225,10 @@ public struct SQLiteServerStore: ServerStore {
                 ALTER TABLE device ADD COLUMN rotate_requested INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v5-last-contact") { db in
+            // Any request with the device's token, refused ones too: "talks to us but fails" at a glance.
+            try db.execute(sql: "ALTER TABLE device ADD COLUMN last_contact_at REAL")
+        }
         return migrator
     }
 
@@ -258,6 +262,15 @@ public struct SQLiteServerStore: ServerStore {
                 try Self.audit("token_rotated", device: id, branch: branch, at: now, db: db)
                 return try Row.fetchOne(db, sql: "SELECT * FROM device WHERE id = ?", arguments: [id]).map(Self.device(from:))
             }
+        }
+    }
+
+    public func noteContact(_ device: Device) async {
+        let now = self.now
+        guard (device.lastContactAt?.timeIntervalSince1970 ?? 0) < now - Self.lastSeenInterval else { return }
+        // Bookkeeping: a full disk or a busy store must not fail the request it describes.
+        try? await writer.write { db in
+            try db.execute(sql: "UPDATE device SET last_contact_at = ? WHERE id = ?", arguments: [now, device.id])
         }
     }
 
@@ -406,7 +419,8 @@ public struct SQLiteServerStore: ServerStore {
             lastSeenAt: (row["last_seen_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             acknowledged: UInt64(row["acknowledged"] as Int64),
             movingTo: row["moving_to"], pending: row["pending"], appVersion: row["app_version"],
-            rotateRequested: (row["rotate_requested"] as Int64? ?? 0) != 0)
+            rotateRequested: (row["rotate_requested"] as Int64? ?? 0) != 0,
+            lastContactAt: (row["last_contact_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
     }
 
     // MARK: Server-authored writes

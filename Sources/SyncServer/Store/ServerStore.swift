@@ -23,6 +23,9 @@ public struct Device: Hashable, Sendable {
     public var appVersion: String? = nil
     /// An operator asked for a new token (`admin device rotate-token`): the next sync answer carries one.
     public var rotateRequested = false
+    /// The last request that carried its token, whatever became of it (a refused or failed sync too,
+    /// and after revocation); `lastSeenAt` is its last successful sync. Recorded at most once a minute.
+    public var lastContactAt: Date? = nil
 
     public var isRevoked: Bool { revokedAt != nil }
 
@@ -38,7 +41,7 @@ public struct Device: Hashable, Sendable {
 /// the device id so conflicts (which name replicas) can be traced to a device.
 extension Device: Encodable {
     enum CodingKeys: String, CodingKey {
-        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged, movingTo, pending, appVersion
+        case id, name, branch, role, replica, createdAt, enrolledAt, revokedAt, lastSeenAt, acknowledged, movingTo, pending, appVersion, lastContactAt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -56,6 +59,7 @@ extension Device: Encodable {
         try container.encode(movingTo, forKey: .movingTo)
         try container.encode(pending, forKey: .pending)
         try container.encode(appVersion, forKey: .appVersion)
+        try container.encode(lastContactAt, forKey: .lastContactAt)
     }
 }
 
@@ -234,6 +238,8 @@ public protocol ServerStore: Sendable {
     /// Records the token a device is being given in a sync answer; its current token works until the
     /// new one is first used, so a lost answer locks nobody out.
     func setNextToken(deviceID: String, tokenHash: String) async throws
+    /// Records that a request carried the device's token (at most once a minute; a failure to record is ignored).
+    func noteContact(_ device: Device) async
     /// Exchanges a one-time enrollment code for a device token.
     func enroll(codeHash: String, deviceName: String, tokenHash: String) async throws -> (Device, HLC)
     /// Stores a push and reads the next page of the pull, for an authenticated device.
