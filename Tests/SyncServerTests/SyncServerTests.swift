@@ -416,6 +416,10 @@ struct SyncServerTests {
             let ordinary = harley.write(.enquiry, enquiryA, [(Columns.Enquiry.name, "Test Patient")], wall: server.clock.milliseconds())
             let refused = try await client.syncOK(harley.request(ordinary), token: harley.token)
             #expect(refused.rejected.map(\.reason) == [.outOfScope])
+            // Before any restore, a base seq of 2^63 − 1 is no re-sent history: out of scope as well.
+            let early = harley.write(.enquiry, enquiryA, [(Columns.Enquiry.topic, "posture")], baseSeq: UInt64(Int64.max), wall: server.clock.milliseconds())
+            #expect(try await client.syncOK(harley.request(early), token: harley.token).rejected.map(\.reason) == [.outOfScope])
+            _ = try await server.store.markRestored()
             let history = harley.write(.enquiry, enquiryA, [
                 (Columns.Enquiry.branch, "harley-street"), (Columns.Enquiry.name, "Test Patient"),
                 (Columns.Enquiry.createdAt, "2026-11-29T10:00:00Z"), (Columns.Enquiry.status, "new"),

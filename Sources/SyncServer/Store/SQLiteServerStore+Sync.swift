@@ -300,7 +300,9 @@ extension SQLiteServerStore {
     /// own history coming back, not a write into another branch's record; a cell already set is left
     /// to the usual rules.
     private func fillsRestoredGap(_ change: Change, key: RowKey, session: WriteSession) throws -> Bool {
-        guard case .write(let column, _, let baseSeq) = change.operation, baseSeq == UInt64(Int64.max),
+        // Only in a store that was restored: elsewhere a base seq of 2^63 − 1 is no re-sent history, and
+        // must not let a terminal write into another branch's rows.
+        guard session.wasRestored, case .write(let column, _, let baseSeq) = change.operation, baseSeq == UInt64(Int64.max),
               column != key.table.definition.branchColumn
         else { return false }
         return try session.version(of: key, column: column) == nil && !session.isDeleted(key)

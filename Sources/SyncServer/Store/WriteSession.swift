@@ -40,6 +40,9 @@ struct WriteSession {
         baseSeq == UInt64(Int64.max) ? (restoredAtSeq ?? Int64.max) : Int64(baseSeq)
     }
 
+    /// Whether this store was ever found, or marked, restored from an older copy (SPEC 7.9).
+    var wasRestored: Bool { restoredAtSeq != nil }
+
     mutating func tick() -> HLC { hlc.tick(wall: wall.milliseconds()) }
 
     mutating func receive(_ remote: HLC) {
