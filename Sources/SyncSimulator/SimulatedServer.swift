@@ -9,17 +9,17 @@ final class SimulatedServer: @unchecked Sendable {
     let directory: String
     let clock: SkewedClock
     let random: SeededRandom
-    let breakMergeRule: Bool
+    let mergeRule: MergeRuleOverride?
     private let lock = NSLock()
     private var current: (store: SQLiteServerStore, endpoint: SyncEndpoint<SQLiteServerStore>)
     private(set) var restarts = 0
 
-    init(directory: String, clock: SkewedClock, random: SeededRandom, breakMergeRule: Bool) throws {
+    init(directory: String, clock: SkewedClock, random: SeededRandom, mergeRule: MergeRuleOverride?) throws {
         self.directory = directory
         self.clock = clock
         self.random = random
-        self.breakMergeRule = breakMergeRule
-        current = try Self.open(directory: directory, clock: clock, random: random, breakMergeRule: breakMergeRule)
+        self.mergeRule = mergeRule
+        current = try Self.open(directory: directory, clock: clock, random: random, mergeRule: mergeRule)
     }
 
     var store: SQLiteServerStore { lock.withLock { current.store } }
@@ -30,7 +30,7 @@ final class SimulatedServer: @unchecked Sendable {
     func restart() throws {
         try lock.withLock {
             // Drop the old store (and its connections) before the new one opens the file.
-            current = try Self.open(directory: directory, clock: clock, random: random, breakMergeRule: breakMergeRule)
+            current = try Self.open(directory: directory, clock: clock, random: random, mergeRule: mergeRule)
             restarts += 1
         }
     }
@@ -40,16 +40,16 @@ final class SimulatedServer: @unchecked Sendable {
         try lock.withLock {
             try current.store.writerForTools.close()
             try body(path)
-            current = try Self.open(directory: directory, clock: clock, random: random, breakMergeRule: breakMergeRule)
+            current = try Self.open(directory: directory, clock: clock, random: random, mergeRule: mergeRule)
             restarts += 1
         }
     }
 
-    private static func open(directory: String, clock: SkewedClock, random: SeededRandom, breakMergeRule: Bool) throws
+    private static func open(directory: String, clock: SkewedClock, random: SeededRandom, mergeRule: MergeRuleOverride?) throws
         -> (SQLiteServerStore, SyncEndpoint<SQLiteServerStore>)
     {
         var store = try SQLiteServerStore(directory: directory, clock: clock, random: random.source)
-        store.applier.lowerVersionWinsForTesting = breakMergeRule
+        if let mergeRule { store.applier.decideWrite = mergeRule.decide }
         var logger = Logger(label: "clinic-sync.simulator.server")
         logger.logLevel = .critical
         return (store, SyncEndpoint(store: store, random: random.source, logger: logger))

@@ -16,22 +16,37 @@ public struct SimulationConfiguration: Hashable, Sendable {
     public var steps: Int
     /// The faults injected.
     public var faults: FaultSet
-    /// TEST ONLY: run the server and terminals with a merge rule in which the lower version wins.
-    public var breakMergeRule: Bool
+    /// Another merge rule for the server and terminals, injected by a test to prove the checks catch
+    /// a broken one; nil runs the real rule (the CLI offers nothing else).
+    public var mergeRule: MergeRuleOverride?
 
-    public init(seed: UInt64 = 1, terminals: Int = 3, steps: Int = 40, faults: FaultSet = .all, breakMergeRule: Bool = false) {
+    public init(seed: UInt64 = 1, terminals: Int = 3, steps: Int = 40, faults: FaultSet = .all, mergeRule: MergeRuleOverride? = nil) {
         self.seed = seed
         self.terminals = terminals
         self.steps = steps
         self.faults = faults
-        self.breakMergeRule = breakMergeRule
+        self.mergeRule = mergeRule
     }
 
-    /// The one-line command that replays this run exactly.
+    /// The one-line command that replays this run exactly (with a test's merge rule, only that test can).
     public var replayCommand: String {
         "swift run clinic-sync simulate --seed \(seed) --terminals \(terminals) --steps \(steps) --faults \(faults.list)"
-            + (breakMergeRule ? " --break-merge-rule" : "")
+            + (mergeRule.map { " (with the test's merge rule '\($0.name)')" } ?? "")
     }
+}
+
+/// A merge rule a test puts in place of the real one. Told apart by its name.
+public struct MergeRuleOverride: Sendable, Hashable {
+    public var name: String
+    public var decide: WriteDecider
+
+    public init(name: String, decide: @escaping WriteDecider) {
+        self.name = name
+        self.decide = decide
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.name == rhs.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
 }
 
 /// A broken invariant, with the rows it concerns.
@@ -114,7 +129,7 @@ public final class Simulation {
     /// The seed ids and values derive from.
     public let seed: UInt64
     /// TEST ONLY: whether the merge rule runs broken (the lower version wins).
-    public let breakMergeRule: Bool
+    public let mergeRule: MergeRuleOverride?
     let directory: String
     let time: SimulatedTime
     /// Draws ids, tokens and enrollment codes.
@@ -137,14 +152,14 @@ public final class Simulation {
     public private(set) var lastSyncOutcome: [String: String] = [:]
 
     /// A new world holding the two branches and one content page, with no devices yet.
-    public init(seed: UInt64, breakMergeRule: Bool = false) async throws {
+    public init(seed: UInt64, mergeRule: MergeRuleOverride? = nil) async throws {
         self.seed = seed
-        self.breakMergeRule = breakMergeRule
+        self.mergeRule = mergeRule
         directory = Self.makeDirectory()
         time = SimulatedTime()
         ids = SeededRandom(seed: seed ^ 0x1D5_1D5_1D5)
         let serverClock = SkewedClock(time: time)
-        server = try SimulatedServer(directory: directory + "/server", clock: serverClock, random: ids, breakMergeRule: breakMergeRule)
+        server = try SimulatedServer(directory: directory + "/server", clock: serverClock, random: ids, mergeRule: mergeRule)
         network = Network(server: server, random: SeededRandom(seed: seed ^ 0x0E7_0E7_0E7), time: time)
         try await server.store.saveBranch(id: "harley-street", name: "Harley Street", address: "19 Harley St, London", phone: nil)
         try await server.store.saveBranch(id: "richmond", name: "Richmond", address: nil, phone: nil)
@@ -212,7 +227,7 @@ public final class Simulation {
 
     private func openReplica(_ path: String, clock: SkewedClock) throws -> Replica {
         var replica = try Replica.open(at: path, clock: clock)
-        replica.applier.lowerVersionWinsForTesting = breakMergeRule
+        if let mergeRule { replica.applier.decideWrite = mergeRule.decide }
         return replica
     }
 

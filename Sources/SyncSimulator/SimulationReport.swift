@@ -42,8 +42,8 @@ public struct SimulationReport: Hashable, Sendable, Codable {
     public var steps: Int
     /// The faults, as `--faults` lists them.
     public var faults: String
-    /// TEST ONLY: the merge rule ran broken.
-    public var breakMergeRule: Bool
+    /// The name of the merge rule a test put in place of the real one, if any.
+    public var mergeRuleOverride: String?
     /// No invariant broke.
     public var passed: Bool { violations.isEmpty }
     /// Counts of what happened.
@@ -62,7 +62,7 @@ public struct SimulationReport: Hashable, Sendable, Codable {
     public var trace: [TraceEvent]
 
     enum CodingKeys: String, CodingKey {
-        case scenario, seed, terminals, steps, faults, breakMergeRule, passed, summary, violations, replay, failureTrace, traceDigest, shrunkTo
+        case scenario, seed, terminals, steps, faults, mergeRuleOverride, passed, summary, violations, replay, failureTrace, traceDigest, shrunkTo
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,7 +72,7 @@ public struct SimulationReport: Hashable, Sendable, Codable {
         terminals = try container.decode(Int.self, forKey: .terminals)
         steps = try container.decode(Int.self, forKey: .steps)
         faults = try container.decode(String.self, forKey: .faults)
-        breakMergeRule = try container.decode(Bool.self, forKey: .breakMergeRule)
+        mergeRuleOverride = try container.decodeIfPresent(String.self, forKey: .mergeRuleOverride)
         summary = try container.decode(Summary.self, forKey: .summary)
         violations = try container.decode([Violation].self, forKey: .violations)
         replay = try container.decode(String.self, forKey: .replay)
@@ -89,7 +89,7 @@ public struct SimulationReport: Hashable, Sendable, Codable {
         try container.encode(terminals, forKey: .terminals)
         try container.encode(steps, forKey: .steps)
         try container.encode(faults, forKey: .faults)
-        try container.encode(breakMergeRule, forKey: .breakMergeRule)
+        try container.encodeIfPresent(mergeRuleOverride, forKey: .mergeRuleOverride)
         try container.encode(passed, forKey: .passed)
         try container.encode(summary, forKey: .summary)
         try container.encode(violations, forKey: .violations)
@@ -105,7 +105,7 @@ public struct SimulationReport: Hashable, Sendable, Codable {
         terminals = configuration.terminals
         steps = configuration.steps
         faults = configuration.faults.list
-        breakMergeRule = configuration.breakMergeRule
+        mergeRuleOverride = configuration.mergeRule?.name
         self.replay = replay
         self.violations = violations
         trace = simulation.trace
@@ -154,7 +154,7 @@ public struct SimulationReport: Hashable, Sendable, Codable {
     /// A few lines for people: the outcome, the counts, and on failure the violations, trace and replay command.
     public var text: String {
         let what = scenario.map { "scenario \($0)" } ?? "seed \(seed): \(terminals) terminals, \(steps) steps, faults \(faults)"
-        var lines = ["\(passed ? "PASS" : "FAIL") \(what)\(breakMergeRule ? " (merge rule broken on purpose)" : "")"]
+        var lines = ["\(passed ? "PASS" : "FAIL") \(what)\(mergeRuleOverride.map { " (merge rule replaced by a test: \($0))" } ?? "")"]
         let network = summary.network
         lines.append("  \(summary.events) events; \(summary.syncsSucceeded) syncs ok, \(summary.syncsFailed) failed; \(summary.enquiries) enquiries, \(summary.notes) notes; "
             + "\(summary.writesAcknowledged) writes acknowledged, \(summary.writesRejected) rejected; \(summary.concurrentWritePairs) concurrent writes, "

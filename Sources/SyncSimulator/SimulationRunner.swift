@@ -9,7 +9,7 @@ public enum SimulationRunner {
 
     /// Runs one random simulation: setup, `steps` random steps, quiescence, checks.
     public static func run(_ configuration: SimulationConfiguration) async throws -> SimulationReport {
-        let simulation = try await Simulation(seed: configuration.seed, breakMergeRule: configuration.breakMergeRule)
+        let simulation = try await Simulation(seed: configuration.seed, mergeRule: configuration.mergeRule)
         let pageSizes: [UInt32] = [0, 7, 3]
         let pushBatches = [500, 5, 2]
         for index in 0..<max(1, configuration.terminals) {

@@ -27,6 +27,9 @@ package struct SequencedChange: Sendable {
 /// The one implementation of "apply a batch of changes to SQLite under the merge rule" (invariant 1),
 /// used by the server's store and by terminals alike. It decides with ``MergeRule`` and keeps the
 /// app tables, `sync_cell` and tombstones in step, inside the caller's transaction.
+/// Decides a cell write from the incoming version, the current one and the row's tombstone.
+public typealias WriteDecider = @Sendable (_ incoming: Version, _ current: Version?, _ tombstone: Tombstone?) -> MergeRule.WriteDecision
+
 package struct ChangeApplier: Sendable {
     /// What applying one change did.
     package enum Outcome: Hashable, Sendable {
@@ -48,9 +51,9 @@ package struct ChangeApplier: Sendable {
     /// Whether a duplicate arriving with a higher seq takes that seq: terminals do, when their own
     /// write comes back from the server; the server never renumbers a replayed push.
     package var reSequencesDuplicates: Bool
-    /// TEST ONLY, off by default: inverts the merge rule's version order for cell writes (the lower
-    /// version wins), so the simulator can prove that its checks catch a broken merge rule.
-    package var lowerVersionWinsForTesting = false
+    /// How a cell write is decided: the one ``MergeRule``. A seam, not a switch: the simulator's
+    /// self-test injects a broken rule from its test target to prove its checks catch one.
+    package var decideWrite: WriteDecider = MergeRule.decide(write:current:tombstone:)
 
     package init(keepsValues: Bool, reSequencesDuplicates: Bool) {
         self.keepsValues = keepsValues
@@ -58,13 +61,7 @@ package struct ChangeApplier: Sendable {
     }
 
     private func decide(write incoming: Version, current: Version?, tombstone: Tombstone?) -> MergeRule.WriteDecision {
-        let decision = MergeRule.decide(write: incoming, current: current, tombstone: tombstone)
-        guard lowerVersionWinsForTesting, current != nil else { return decision }
-        switch decision {
-        case .apply: return .keepCurrent
-        case .keepCurrent: return .apply
-        case .duplicate, .rowDeleted: return decision
-        }
+        decideWrite(incoming, current, tombstone)
     }
 
     /// Applies `changes` in order, returning one outcome per change. Consecutive changes to one row

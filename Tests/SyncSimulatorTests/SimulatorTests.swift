@@ -80,22 +80,32 @@ struct SyncSimulatorTests {
         #expect(try await SimulationRunner.run(other).traceDigest != first.traceDigest, "another seed is another run")
     }
 
-    /// Proof the checks can fail: with a merge rule in which the lower version wins (a test-only
-    /// switch in the shared ChangeApplier), the simulator reports violations, with a replay command
-    /// that reproduces them exactly, and shrinks the run.
+    /// A broken merge rule, defined here and not in the product: the lower version wins.
+    static let lowerVersionWins = MergeRuleOverride(name: "lower version wins") { incoming, current, tombstone in
+        let decision = MergeRule.decide(write: incoming, current: current, tombstone: tombstone)
+        guard current != nil else { return decision }
+        switch decision {
+        case .apply: return .keepCurrent
+        case .keepCurrent: return .apply
+        case .duplicate, .rowDeleted: return decision
+        }
+    }
+
+    /// Proof the checks can fail: with that rule injected into the shared ChangeApplier of the server and
+    /// every terminal, the simulator reports violations, reproduces them exactly, and shrinks the run.
     @Test func aBrokenMergeRuleIsCaughtWithAReplayableSeed() async throws {
         var caught: SimulationReport?
         for seed in 1...10 {
-            let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, breakMergeRule: true))
+            let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: 3, steps: 40, mergeRule: Self.lowerVersionWins))
             if !report.passed { caught = report; break }
         }
         let report = try #require(caught, "a broken merge rule went unnoticed for 10 seeds")
         #expect(report.violations.contains { $0.check == "no-silent-loss" || $0.check == "conflict-recorded" }, "\(report.text)")
-        #expect(report.replay.contains("--seed \(report.seed)") && report.replay.contains("--break-merge-rule"))
+        #expect(report.replay.contains("--seed \(report.seed)") && report.replay.contains("lower version wins"))
         #expect(!report.failureTrace.isEmpty)
-        let replayed = try await SimulationRunner.run(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, breakMergeRule: true))
+        let replayed = try await SimulationRunner.run(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, mergeRule: Self.lowerVersionWins))
         #expect(replayed.violations == report.violations && replayed.traceDigest == report.traceDigest)
-        let shrunk = try #require(try await SimulationRunner.shrink(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, breakMergeRule: true)))
+        let shrunk = try #require(try await SimulationRunner.shrink(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40, mergeRule: Self.lowerVersionWins)))
         #expect(!shrunk.passed && shrunk.steps <= 40)
         // The same seeds pass with the real rule.
         #expect(try await SimulationRunner.run(SimulationConfiguration(seed: report.seed, terminals: 3, steps: 40)).passed)

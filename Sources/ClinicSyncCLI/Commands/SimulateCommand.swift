@@ -27,7 +27,6 @@ struct SimulateCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON (identical for identical runs).") var json = false
     @Flag(help: "Print every event of the run.") var trace = false
     @Flag(help: "Do not look for a shorter failing run.") var noShrink = false
-    @Flag(help: .hidden) var breakMergeRule = false
 
     func validate() throws {
         guard terminals >= 1, terminals <= 64 else { throw ValidationError("--terminals must be 1...64") }
@@ -45,7 +44,7 @@ struct SimulateCommand: AsyncParsableCommand {
             return
         }
         let configuration = SimulationConfiguration(
-            seed: seed, terminals: terminals, steps: steps, faults: FaultSet(list: faults)!, breakMergeRule: breakMergeRule)
+            seed: seed, terminals: terminals, steps: steps, faults: FaultSet(list: faults)!)
         if seeds > 1 {
             try await soak(configuration)
             return
