@@ -235,8 +235,10 @@ public struct Replica: Sendable {
         try writer.write { db in
             guard let identity = try Self.identity(db) else { return false }
             let me = identity.replica.databaseValue
-            // Versions from others approximate true time from below, should the fixed wall clock run behind.
-            let received = HLC(databaseValue: try Int64.fetchOne(db, sql: "SELECT max(hlc) FROM sync_cell WHERE replica != ?", arguments: [me]) ?? 0)
+            // Versions from others, and the server's clock readings, approximate true time from below,
+            // should the fixed wall clock run behind.
+            let heard = try SyncMeta.get(MetaKey.serverHLC, in: db) as Int64? ?? 0
+            let received = HLC(databaseValue: max(heard, try Int64.fetchOne(db, sql: "SELECT max(hlc) FROM sync_cell WHERE replica != ?", arguments: [me]) ?? 0))
             let reference = max(self.wall.milliseconds(), received.milliseconds)
             let bound = HLC(milliseconds: min(reference + maxDrift, HLC.maxMilliseconds), counter: UInt16.max).databaseValue
             let last = HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0)
@@ -247,7 +249,9 @@ public struct Replica: Sendable {
             // Kept: every version except the pending ones re-issued here and the local tombstones an erasure
             // cascaded from them (the server makes its own). That includes this replica's versions the server
             // has stored: a re-issued change must still come after them.
+            // A reading the server sent was received, not issued here: the clock never goes below it (invariant 2).
             let kept = max(
+                heard,
                 try Int64.fetchOne(db, sql: """
                     SELECT max(c.hlc) FROM sync_cell c WHERE NOT (c.replica = ? AND c.hlc > ? AND (c.col = 0 OR EXISTS (
                         SELECT 1 FROM sync_outbox o WHERE o.counter >= ? AND o.tbl = c.tbl AND o.row = c.row AND o.col = c.col AND o.hlc = c.hlc)))
@@ -311,7 +315,15 @@ public struct Replica: Sendable {
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(serverClock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            try Self.noteServerClock(serverClock, in: db)
         }
+    }
+
+    /// Keeps the highest clock reading the server has sent apart from the high-water mark, which a
+    /// re-issue after a clock fix may bring down (SPEC 7.7), but only below readings issued here.
+    static func noteServerClock(_ reading: HLC, in db: Database) throws {
+        let heard = HLC(databaseValue: try SyncMeta.get(MetaKey.serverHLC, in: db) ?? 0)
+        if reading > heard { try SyncMeta.set(MetaKey.serverHLC, reading.databaseValue, in: db) }
     }
 
     /// The versions of pending (unacknowledged) changes take replica id `next`, keeping their clock
@@ -390,6 +402,7 @@ public struct Replica: Sendable {
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(serverClock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            try Self.noteServerClock(serverClock, in: db)
             return count
         }
     }

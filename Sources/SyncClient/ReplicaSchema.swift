@@ -63,6 +63,9 @@ enum MetaKey {
     static let rotateToken = "rotate_token_requested"
     static let cursor = "cursor"
     static let lastHLC = "last_hlc"
+    /// The highest clock reading the server has sent (an answer's `clock`), kept apart from `last_hlc`:
+    /// a re-issue after a clock fix may bring the high-water mark down, never below this (SPEC 7.7).
+    static let serverHLC = "server_hlc"
     static let lastSyncAt = "last_sync_at"
     /// The server store's epoch as last seen (SPEC 7.9).
     static let storeEpoch = "store_epoch"

@@ -206,6 +206,7 @@ public struct SyncEngine: Sendable {
         let result = try replica.writer.write { db -> (Int, Int) in
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(page.clock, wall: replica.wall.milliseconds())
+            try Replica.noteServerClock(page.clock, in: db)
             let rejectedCounters = Set(page.rejected.map(\.counter))
             let now = Timestamp.iso8601(milliseconds: replica.wall.milliseconds())
             for rejection in page.rejected {
@@ -372,6 +373,7 @@ extension Replica {
             var clock = HybridLogicalClock(last: HLC(databaseValue: try SyncMeta.get(MetaKey.lastHLC, in: db) ?? 0))
             try? clock.receive(enrolled.clock, wall: wall.milliseconds())
             try SyncMeta.set(MetaKey.lastHLC, clock.last.databaseValue, in: db)
+            try Self.noteServerClock(enrolled.clock, in: db)
         }
         return identity
     }

@@ -467,10 +467,14 @@ public final class Simulation {
     /// re-sends, with base seq 0 (SPEC 7.9): the simulator's record of each such write follows it.
     /// `now` is the replica id the device carries after the sync: a 409 in the same sync (SPEC 7.8) has
     /// already moved its pending records, and the answers under the new id made records, to that id.
+    /// A 409 that ended the sync after the re-queue (the file still carries the old id) moved them to
+    /// the id the server gave, which the file takes next cycle: they are looked for and kept there too.
     private func followRequeue(_ device: SimulatedDevice, before: [Int64: OutboxCell], after: [Int64: OutboxCell], now: ReplicaID) {
         let highestBefore = before.keys.max() ?? 0
         let newCounters = Dictionary(after.filter { $0.key > highestBefore }.map { ($0.value, $0.key) }, uniquingKeysWith: max)
-        let replicas = now == device.replicaID ? [now] : [device.replicaID, now]
+        let newest = network.withState { $0.reassigned[device.name] } ?? now
+        var replicas: [ReplicaID] = []
+        for replica in [device.replicaID, now, newest] where !replicas.contains(replica) { replicas.append(replica) }
         network.withState { state in
             for (entry, replica) in before.sorted(by: { $0.key < $1.key }).flatMap({ entry in replicas.map { (entry, $0) } }) {
                 let (counter, cell) = (entry.key, entry.value)
@@ -489,8 +493,8 @@ public final class Simulation {
                     other.device == device.name && other.key.counter > UInt64(highestBefore) && OutboxCell(other.change) == cell
                 }
                 guard !processed, let next = newCounters[cell] else { continue }
-                record.key = WriteKey(replica: now, counter: UInt64(next))
-                record.change.version.replica = now
+                record.key = WriteKey(replica: newest, counter: UInt64(next))
+                record.change.version.replica = newest
                 if case .write(let column, let value, _) = record.change.operation { record.change.operation = .write(column: column, value: value, baseSeq: 0) }
                 record.seen = []
                 record.status = .pending
@@ -505,9 +509,18 @@ public final class Simulation {
     private func followReplicaChange(_ device: SimulatedDevice) throws {
         guard let current = try device.replica.identity()?.replica, current != device.lastKnownReplica else { return }
         device.lastKnownReplica = current
-        device.replicaID = current
+        // The file can lag the server by an id: when the push under the id it carried on as gets a second
+        // 409 in the same cycle (a lost future used that id's counters too, or the retry after a re-issue,
+        // SPEC 7.7, changed their readings), the client carries on once and hears of the next id in its
+        // next cycle. Its writes reach the server under the newest id the server gave, where that 409
+        // moved their records and new writes are recorded. Moved back to the file's id, they were
+        // stranded: the server's answers under the newest id made fresh records that forgot what their
+        // author had seen (false expected conflicts, seed 40009), and a store-epoch change re-queued
+        // them without their records (never acknowledged, seed 40004).
+        let target = network.withState { $0.reassigned[device.name] } ?? current
+        device.replicaID = target
         let outbox = try device.replica.writer.read { db in try Int64.fetchAll(db, sql: "SELECT counter FROM sync_outbox") }
-        network.withState { $0.knowledge.reassign(device: device.name, to: current, unanswered: Set(outbox.map(UInt64.init))) }
+        network.withState { $0.knowledge.reassign(device: device.name, to: target, unanswered: Set(outbox.map(UInt64.init))) }
         log(device.name, "carries on as replica \(current)")
     }
 

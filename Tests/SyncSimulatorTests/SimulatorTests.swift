@@ -61,7 +61,11 @@ struct SyncSimulatorTests {
     /// (such a note re-stamped at another time after a clock ran a year ahead: dead-lettered and
     /// dropped by its author; a refused write re-judged under the new id; at 761 steps, versions re-issued
     /// by the restored file at another time than its lost future, taken for replays: the cells diverged).
-    @Test(arguments: [(20037, 3, 85), (20023, 3, 180), (40002, 2, 761), (40002, 2, 886)])
+    /// Then 40016 (a conflict record rewritten when its losing version arrived again: re-opened, the
+    /// winner renamed), 40011 (a re-issue after a clock fix brought the clock below a reading the server
+    /// had sent, invariant 2) and 40004 (two 409s in one cycle: the simulator stranded writes under the
+    /// older of its ids).
+    @Test(arguments: [(20037, 3, 85), (20023, 3, 180), (40002, 2, 761), (40002, 2, 886), (40016, 2, 128), (40011, 2, 577), (40004, 2, 641)])
     func regressionSeedsForLongerRollbacksPass(_ seed: Int, _ terminals: Int, _ steps: Int) async throws {
         let faults = FaultSet(list: "drop,dup,reorder,partition,crash,skew,move,erase,rollback,poison,extreme")!
         let report = try await SimulationRunner.run(SimulationConfiguration(seed: UInt64(seed), terminals: terminals, steps: steps, faults: faults))

@@ -204,6 +204,11 @@ struct WriteSession {
 
     private mutating func recordConflict(_ change: Change, column: ColumnID, winner: (Value, Version), loser: (Value, Version), scope: String) throws {
         let id = Self.conflictID(change.table, change.row, column, loser.1)
+        // The same losing version again (re-sent after a restore of its author's file or of this store,
+        // SPEC 7.8, 7.9) is a duplicate, and a duplicate is never a conflict (7.2): its record stands as
+        // written. Writing it again would re-open a resolved conflict and re-name the winner after
+        // whatever beats the loser now (a later version, the row's later tombstone).
+        if try self.version(of: RowKey(.conflict, id), column: Columns.Conflict.rowID) != nil { return }
         let version = Version(hlc: tick(), replica: serverReplica)
         let columnName = change.table.definition.column(column)?.name ?? String(column.rawValue)
         let cells: [(ColumnID, Value)] = [
