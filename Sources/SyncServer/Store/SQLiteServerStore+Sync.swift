@@ -60,10 +60,15 @@ extension SQLiteServerStore {
         var acknowledged = device.acknowledged
         var rejected: [Rejection] = []
         var refusedNow: [RejectionReason: Int] = [:]
+        var writeWait: Duration?
         if !request.changes.isEmpty {
-            let outcome = try await writer.write { db in
-                try push(request, device: device, replica: replica, evidence: evidence, db: db)
+            let queued = ContinuousClock.now
+            let (outcome, wait) = try await writer.write { db in
+                // Measured inside: the time until SQLite's one writer is ours is the queue a push sits in under load.
+                let wait = ContinuousClock.now - queued
+                return (try push(request, device: device, replica: replica, evidence: evidence, db: db), wait)
             }
+            writeWait = wait
             switch outcome {
             case .stored(let result): (acknowledged, rejected, accepted, conflicts, refusedNow) = result
             case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
@@ -96,6 +101,7 @@ extension SQLiteServerStore {
         var outcome = SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
                                   epoch: try await epoch(), detectedRestore: restored)
         outcome.rejectedByReason = refusedNow
+        outcome.writeWait = writeWait
         return outcome
     }
 
