@@ -338,13 +338,23 @@ extension SQLiteServerStore {
     func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {
         let limit = min(requested == 0 ? limits.defaultPageSize : Int(requested), limits.maxPageSize)
         // Invariant 7: every device, editors included, pulls only its branch and what is for everyone.
+        // Two ranges of the (scope, seq) index, each already in seq order, merged: the cost of a pull is
+        // what it returns, however much other branches wrote since the cursor. (Branch ids are never
+        // empty, so the two ranges never overlap.)
         let sql = """
-            SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
-            WHERE seq > ? AND (scope = '' OR scope = ?) ORDER BY seq LIMIT ?
+            SELECT seq, tbl, row, col, value, hlc, replica FROM (
+                SELECT * FROM (SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
+                               WHERE scope = '' AND seq > ? ORDER BY seq LIMIT ?)
+                UNION ALL
+                SELECT * FROM (SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
+                               WHERE scope = ? AND seq > ? ORDER BY seq LIMIT ?)
+            ) ORDER BY seq LIMIT ?
             """
         var changes: [PulledChange] = []
         changes.reserveCapacity(min(limit, 4096))
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [Int64(cursor), device.branch, limit + 1])
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [
+            Int64(cursor), limit + 1, device.branch, Int64(cursor), limit + 1, limit + 1,
+        ])
         var more = false
         var pageBytes = 0
         while let row = try rows.next() {

@@ -229,6 +229,11 @@ public struct SQLiteServerStore: ServerStore {
             // Any request with the device's token, refused ones too: "talks to us but fails" at a glance.
             try db.execute(sql: "ALTER TABLE device ADD COLUMN last_contact_at REAL")
         }
+        migrator.registerMigration("v6-pull-by-scope") { db in
+            // A pull reads its branch's cells and everyone's, each in seq order, without walking the
+            // other branches' cells in between (issue 12: quiet branches' pulls scanned the whole log).
+            try db.execute(sql: "CREATE INDEX sync_cell_scope_seq ON sync_cell(scope, seq)")
+        }
         return migrator
     }
 
