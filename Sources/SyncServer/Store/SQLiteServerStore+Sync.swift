@@ -63,10 +63,11 @@ extension SQLiteServerStore {
         var writeWait: Duration?
         if !request.changes.isEmpty {
             let queued = ContinuousClock.now
-            let (outcome, wait) = try await writer.write { db in
-                // Measured inside: the time until SQLite's one writer is ours is the queue a push sits in under load.
+            let store = self
+            let (outcome, wait) = try await pushCommits.run(on: writer) { db in
+                // Measured inside: the time until this push's savepoint begins is the queue it sat in under load.
                 let wait = ContinuousClock.now - queued
-                return (try push(request, device: device, replica: replica, evidence: evidence, db: db), wait)
+                return (try store.push(request, device: device, replica: replica, evidence: evidence, db: db), wait)
             }
             writeWait = wait
             switch outcome {
@@ -134,14 +135,14 @@ extension SQLiteServerStore {
         return true
     }
 
-    private enum PushOutcome {
+    enum PushOutcome: Sendable {
         /// Acknowledged counter, rejections to report (replays included), accepted, conflicts, refused by this push.
         case stored((UInt64, [Rejection], Int, Int, [RejectionReason: Int]))
         /// The push re-used counters for other changes: the device now carries on as this replica.
         case rolledBack(ReplicaID, HLC)
     }
 
-    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, evidence: SyncEvidence, db: Database) throws -> PushOutcome {
+    func push(_ request: SyncRequest, device: Device, replica: ReplicaID, evidence: SyncEvidence, db: Database) throws -> PushOutcome {
         let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
         if try isRolledBack(request, acknowledged: stored, replica: replica, db: db) {
             return try carryOnUnderNewReplica(device: device, replacing: replica, db: db)

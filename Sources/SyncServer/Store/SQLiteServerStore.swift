@@ -22,6 +22,8 @@ public struct SQLiteServerStore: ServerStore {
     let ledger: ErasureLedger?
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
+    /// Concurrent pushes share one write transaction and its fsync (group commit).
+    let pushCommits = GroupCommit<(PushOutcome, Duration)>()
 
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
