@@ -12,7 +12,8 @@ public struct ClinicSyncCommand: AsyncParsableCommand {
             """,
         version: BuildInfo.version,
         subcommands: [
-            DemoCommand.self, ServeCommand.self, AdminCommand.self, TerminalCommand.self, DaemonCommand.self, BenchCommand.self, SimulateCommand.self, DecodeCommand.self,
+            DemoCommand.self, ServeCommand.self, AdminCommand.self, TerminalCommand.self, DaemonCommand.self, BenchCommand.self, LoadgenCommand.self, SimulateCommand.self,
+            DecodeCommand.self,
         ]
     )
 

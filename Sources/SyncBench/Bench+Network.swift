@@ -132,9 +132,9 @@ extension Bench {
             let p50 = latencies[latencies.count / 2], p99 = latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
             let rss = ProcessMemory.peakRSSMiB()
             return ([
-                BenchRow(benchmark: "5 load", measure: "\(terminals) terminals at once, \(changes) changes each + pull", value: pushed / wall, unit: "changes/s",
+                BenchRow(benchmark: "5 load", measure: "in-process: \(terminals) terminals at once, \(changes) changes each + pull", value: pushed / wall, unit: "changes/s",
                          baselineName: "same syncs one at a time", baseline: pushed / sequential, ratio: (pushed / wall) / (pushed / sequential), goal: "–", met: nil),
-                BenchRow(benchmark: "5 load", measure: "p50 / p99 sync latency under load (p50 shown)", value: p50 * 1000, unit: "ms",
+                BenchRow(benchmark: "5 load", measure: "in-process: p50 / p99 sync latency under load (p50 shown)", value: p50 * 1000, unit: "ms",
                          baselineName: "p50 one at a time", baseline: sequentialLatencies.sorted()[sequentialLatencies.count / 2] * 1000,
                          ratio: p50 / sequentialLatencies.sorted()[sequentialLatencies.count / 2], goal: "–", met: nil),
             ], ["load_p50_ms": p50 * 1000, "load_p99_ms": p99 * 1000, "load_process_peak_rss_mib": rss])

@@ -314,6 +314,11 @@ public struct SyncEngine: Sendable {
             var error = SyncError(code: .refused, problem: code, detail: detail)
             error.movedTo = problem?.branch.flatMap { $0.isEmpty ? nil : $0 }
             return error
+        case (429, _):
+            // Not an outage: the server answered, and says when to come back (a proxy's bare 429 too).
+            var error = SyncError(code: .rateLimited, problem: code ?? "rate_limited", detail: detail)
+            error.retryAfter = .seconds(retryAfterSeconds(response.headers[ProtocolHeader.retryAfter]))
+            return error
         case (401, "invalid_enrollment_code"): return SyncError(code: .refused, problem: code, detail: detail)
         case (401, _): return SyncError(code: .unauthorized, problem: code, detail: detail)
         case (_, "clock_drift"): return SyncError(code: .clockDrift, problem: code, detail: detail)
@@ -324,6 +329,23 @@ public struct SyncEngine: Sendable {
         default: return SyncError(code: .refused, problem: code, detail: detail)
         }
     }
+}
+
+/// `Retry-After` in seconds: delay-seconds as the server sends it, or an HTTP date from a proxy; 1 s when
+/// missing or unreadable, and at most an hour, so a wrong header can neither hammer nor silence a terminal.
+func retryAfterSeconds(_ header: String?, now: Date = Date()) -> Int {
+    let text = header?.trimmingCharacters(in: .whitespaces) ?? ""
+    var seconds = 1
+    if let value = Int(text) {
+        seconds = value
+    } else if !text.isEmpty {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        if let date = formatter.date(from: text) { seconds = Int(date.timeIntervalSince(now).rounded(.up)) }
+    }
+    return min(3_600, max(1, seconds))
 }
 
 extension Replica {

@@ -149,6 +149,8 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         case insecureTransport = "insecure_http"
         /// The server URL, CA file or pin given is not usable.
         case invalidServerSettings = "invalid_server_settings"
+        /// The server is up but this device asked too often (`429 rate_limited`): wait ``SyncError/retryAfter``, then sync.
+        case rateLimited = "rate_limited"
     }
 
     public let code: Code
@@ -160,6 +162,8 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
     var serverClock: HLC?
     /// With `device_moved`: the branch an operator moved this device to.
     var movedTo: String?
+    /// With ``Code/rateLimited``: how long the server asked this device to wait (its `Retry-After`).
+    public internal(set) var retryAfter: Duration?
 
     public init(code: Code, problem: String? = nil, detail: String) {
         self.code = code
@@ -185,6 +189,7 @@ public struct SyncError: Error, Hashable, Sendable, CustomStringConvertible {
         case .untrustedServerCertificate: "untrusted server certificate (\(problem ?? code.rawValue)): \(detail)"
         case .tlsFailed: "TLS failed: \(detail)"
         case .insecureTransport, .invalidServerSettings: detail
+        case .rateLimited: "rate limited: \(detail)"
         }
     }
 }

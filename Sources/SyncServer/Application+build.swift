@@ -54,7 +54,8 @@ func buildRouter<Store: ServerStore>(_ configuration: ServerConfiguration, store
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }
-    SyncController(store: store, limits: configuration.limits, metrics: metrics).addRoutes(to: router)
+    SyncController(store: store, limits: configuration.limits, metrics: metrics,
+                   rateLimiter: configuration.deviceRateLimit.map { DeviceRateLimiter(limit: $0) }).addRoutes(to: router)
     return router
 }
 

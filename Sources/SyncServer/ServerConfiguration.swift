@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var tls: ServerTLS?
     /// Who may read `/metrics`: this machine only unless a token is configured.
     public var metricsAccess = MetricsAccess.loopbackOnly
+    /// Each device's request budget on `/v1/sync`; beyond it the answer is `429 rate_limited`. Nil: no limit.
+    public var deviceRateLimit: DeviceRateLimit? = .standard
 
     public init(host: String = "127.0.0.1", port: Int = 8080, limits: SyncLimits = SyncLimits(), serverName: String = "clinic-sync") {
         self.host = host

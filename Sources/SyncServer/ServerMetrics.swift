@@ -20,6 +20,10 @@ public struct ServerMetrics: Sendable {
     let staleDevices: Gauge
     let oldestSyncAge: Gauge
     let openConflicts: Gauge
+    /// Requests being handled right now, on every route.
+    let inFlight: Gauge
+    /// How long a push waited for the store's single writer before its write transaction began.
+    let writeWait: DurationHistogram
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -46,6 +50,12 @@ public struct ServerMetrics: Sendable {
         staleDevices = registry.makeGauge(descriptor: devices, labels: [("state", "stale")])
         oldestSyncAge = registry.makeGauge(descriptor: Self.name("device_oldest_sync_age", "seconds", "Time since the least recent sync of an active device."))
         openConflicts = registry.makeGauge(descriptor: Self.name("conflicts_open", "", "Conflicts not yet resolved."))
+        inFlight = registry.makeGauge(descriptor: Self.name("http_requests_in_flight", "", "HTTP requests being handled now."))
+        // Finer at the bottom than sync_duration: an idle store answers in microseconds, a queue shows as milliseconds.
+        writeWait = registry.makeDurationHistogram(
+            descriptor: Self.name("write_queue_wait", "seconds", "Time a push waits for the store's writer before its write transaction starts."),
+            buckets: [.microseconds(100), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                      .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5)])
     }
 
     /// Sets the gauges the store counts; called on each scrape, so they are as fresh as the scrape.
@@ -86,11 +96,14 @@ public struct ServerMetrics: Sendable {
     }
 }
 
-/// Counts every request by route and status, problems included.
+/// Counts every request by route and status, problems included, and those in flight.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        metrics.inFlight.increment()
+        // Until the handler returns: the body is written after, but the work that queues is done by then.
+        defer { metrics.inFlight.decrement() }
         do {
             let response = try await next(request, context)
             metrics.recordRequest(route: context.endpointPath ?? "unmatched", status: response.status.code)

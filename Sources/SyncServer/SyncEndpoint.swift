@@ -173,6 +173,7 @@ public struct SyncEndpoint<Store: ServerStore>: Sendable {
         metrics.accepted.increment(by: Int64(outcome.accepted))
         metrics.recordRejections(outcome.rejectedByReason)
         metrics.conflicts.increment(by: Int64(outcome.conflicts))
+        if let wait = outcome.writeWait { metrics.writeWait.recordNanoseconds(wait.nanoseconds) }
         var response = frameResponse(FrameCodec.encode(outcome.response))
         response.headers[ProtocolHeader.storeEpoch] = outcome.epoch
         if evidence.rotateToken || device.rotateRequested {

@@ -114,6 +114,58 @@ struct DaemonTests {
         #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == interval }, "then on the interval: \(times)")
     }
 
+    /// A `429 rate_limited` is no outage: the daemon waits the server's Retry-After (not its backoff,
+    /// not its interval), counts no failure, and is back on its interval after the next success.
+    @Test func aRateLimitedSyncWaitsRetryAfterAndCountsNoFailure() async throws {
+        let interval = Duration.seconds(5)
+        let clock = TestClock()
+        let log = Log()
+        let configuration = SyncDaemonConfiguration(interval: interval, initialBackoff: .seconds(1))
+        let daemon = SyncDaemon(configuration: configuration, logger: Harness.logger, seed: 9, sleep: { try await clock.sleep($0) }) { _ in
+            let now = clock.now
+            // Refused twice in a row at 5 s, as a server under load would: 17 s, then 3 s.
+            let refusals = log.all.filter { !$0.succeeded }.count
+            let limited = now >= interval && refusals < 2
+            log.append(Attempt(at: now, succeeded: !limited))
+            guard limited else { return SyncSummary() }
+            let response = TransportResponse(
+                status: 429, contentType: "application/problem+json",
+                body: Array(#"{"code":"rate_limited","detail":"retry after 17 s","status":429}"#.utf8),
+                headers: [ProtocolHeader.retryAfter: refusals == 0 ? "17" : "3"])
+            throw SyncEngine.error(from: response)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await daemon.run() }
+            var sleeps = 0
+            while clock.now < .seconds(60) {
+                sleeps = await clock.waitForSleeps(after: sleeps)
+                clock.advanceToNextDeadline()
+            }
+            group.cancelAll()
+        }
+        let attempts = log.all
+        try #require(attempts.count >= 6, "\(attempts)")
+        #expect(Array(attempts.prefix(4)) == [
+            Attempt(at: .zero, succeeded: true), Attempt(at: .seconds(5), succeeded: false),
+            Attempt(at: .seconds(22), succeeded: false), Attempt(at: .seconds(25), succeeded: true),
+        ], "Retry-After, not the 1 s backoff: \(attempts)")
+        let times = attempts.dropFirst(3).map(\.at)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == interval }, "then on the interval: \(times)")
+    }
+
+    @Test func a429MapsToRateLimitedWithRetryAfter() {
+        let problem = Array(#"{"code":"rate_limited","detail":"slow down","status":429}"#.utf8)
+        let error = SyncEngine.error(from: TransportResponse(status: 429, contentType: "application/problem+json", body: problem,
+                                                            headers: [ProtocolHeader.retryAfter: "7"]))
+        #expect(error.code == .rateLimited && error.problem == "rate_limited" && error.retryAfter == .seconds(7))
+        #expect(error.code != .offline)
+        // A proxy's bare 429 without a readable header: still rate limited, and the daemon waits a second, not zero.
+        let bare = SyncEngine.error(from: TransportResponse(status: 429, contentType: "text/plain", body: Array("slow".utf8)))
+        #expect(bare.code == .rateLimited && bare.retryAfter == .seconds(1))
+        #expect(retryAfterSeconds("86400") == 3_600, "capped at an hour")
+        #expect(retryAfterSeconds("Sun, 29 Nov 2026 15:00:10 GMT", now: Date(timeIntervalSince1970: 1_795_964_400)) == 10)
+    }
+
     /// A datagram socket standing in for systemd's `$NOTIFY_SOCKET`.
     final class NotifySocket {
         let path = NSTemporaryDirectory() + "notify-\(UUID().uuidString.prefix(8)).sock"

@@ -42,6 +42,12 @@ struct ServeCommand: AsyncParsableCommand {
         "A file holding the token a Prometheus scraper sends (`Authorization: Bearer …`) to read /metrics from another machine.",
         discussion: "Without it /metrics answers this machine only.", valueName: "file"))
     var metricsTokenFile: String?
+    @Option(help: ArgumentHelp(
+        "Requests per second each device may make to /v1/sync on average; beyond its budget it gets 429 rate_limited with Retry-After.",
+        discussion: "0 turns the budget off. Terminals sync every 30 s and bootstrap at a few requests a second.", valueName: "n"))
+    var deviceRate = DeviceRateLimit.standard.requestsPerSecond
+    @Option(help: ArgumentHelp("Requests a device may make at once above --device-rate before it is refused.", valueName: "n"))
+    var deviceBurst = DeviceRateLimit.standard.burst
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -54,6 +60,8 @@ struct ServeCommand: AsyncParsableCommand {
         try Check.range(maxPage, 1...1_000_000, "--max-page")
         try Check.range(maxClockDrift, 1...Int(Check.year), "--max-clock-drift", unit: "seconds")
         try Check.seconds(staleAfter, 1...Check.year, "--stale-after")
+        guard deviceRate.isFinite, (0...1_000_000).contains(deviceRate) else { throw ValidationError("--device-rate must be 0–1000000 (0: no limit), not \(deviceRate)") }
+        guard deviceBurst.isFinite, (1...1_000_000).contains(deviceBurst) else { throw ValidationError("--device-burst must be 1–1000000, not \(deviceBurst)") }
         switch (tlsCert, tlsKey) {
         case (.some, nil): throw ValidationError("--tls-cert needs --tls-key: give the certificate's private key too")
         case (nil, .some): throw ValidationError("--tls-key needs --tls-cert: give the key's certificate too")
@@ -100,6 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.staleAfter = staleAfter
         configuration.tls = tls
         configuration.metricsAccess = metricsAccess
+        configuration.deviceRateLimit = deviceRate > 0 ? DeviceRateLimit(requestsPerSecond: deviceRate, burst: deviceBurst) : nil
         let insecureHttp = self.insecureHttp
         let notifier = SystemdNotifier()
         let app = buildApplication(configuration, store: store, logger: logger) { port in

@@ -8,7 +8,8 @@ import UnixSignals
 /// Runs a terminal's sync under ServiceLifecycle (and systemd): a cycle on start, then one interval
 /// after each success and at once on SIGUSR1 or ``syncNow()``; backs off with per-terminal jitter
 /// while offline; reports readiness, status and watchdog pings to systemd; stops between cycles on
-/// graceful shutdown.
+/// graceful shutdown. A `429 rate_limited` is no outage: the daemon waits the server's `Retry-After`,
+/// then tries again, without counting a failure.
 ///
 /// The wait before the next cycle is restarted after every cycle, so the first success after an
 /// outage (timer or signal) puts the daemon straight back on its interval.
@@ -90,8 +91,9 @@ public struct SyncDaemon: Service {
                 var failures = 0
                 var reason = DaemonWake.start
                 while reason != .stop, !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    failures = await cycle(reason: reason, failures: failures)
-                    reason = await wait(configuration.delay(afterFailures: failures, using: &generator))
+                    let outcome = await cycle(reason: reason, failures: failures)
+                    failures = outcome.failures
+                    reason = await wait(outcome.retryAfter ?? configuration.delay(afterFailures: failures, using: &generator))
                 }
                 group.cancelAll()
             }
@@ -113,8 +115,16 @@ public struct SyncDaemon: Service {
         }
     }
 
-    /// One sync; returns the new count of consecutive failures.
-    func cycle(reason: DaemonWake, failures: Int) async -> Int {
+    /// What one cycle leaves for the next wait.
+    struct CycleOutcome: Equatable {
+        /// Consecutive failures so far (0 after a success).
+        var failures: Int
+        /// Set when the server asked this device to wait (429): the wait before the next try, instead of the backoff.
+        var retryAfter: Duration?
+    }
+
+    /// One sync; returns the new count of consecutive failures, and the server's `Retry-After` if it gave one.
+    func cycle(reason: DaemonWake, failures: Int) async -> CycleOutcome {
         heartbeat.begin()
         defer { heartbeat.end() }
         do {
@@ -126,16 +136,23 @@ public struct SyncDaemon: Service {
                 "bytes": "\(summary.bytesSent + summary.bytesReceived)", "open_conflicts": "\(summary.openConflicts)",
             ])
             if failures > 0 { logger.notice("sync recovered", metadata: ["after_failures": "\(failures)"]) }
-            return 0
+            return CycleOutcome(failures: 0)
+        } catch let error as SyncError where error.code == .rateLimited {
+            // The server is up and answering; it only asks this device to slow down. Not counted as a failure,
+            // so the backoff neither grows nor resets.
+            let wait = error.retryAfter ?? .seconds(1)
+            logger.notice("sync rate limited by the server; waiting as asked", metadata: ["retry_after_s": "\(wait.components.seconds)"])
+            notifier.status("rate limited by the server; retrying in \(wait.components.seconds) s")
+            return CycleOutcome(failures: failures, retryAfter: wait)
         } catch let error as SyncError {
             let level: Logger.Level = error.code == .offline ? .notice : .error
             logger.log(level: level, "sync failed", metadata: ["code": "\(error.code.rawValue)", "detail": "\(error.detail)", "failures": "\(failures + 1)"])
             notifier.status("sync failed (\(error.code.rawValue)); retrying with backoff")
-            return failures + 1
+            return CycleOutcome(failures: failures + 1)
         } catch {
             logger.error("sync failed", metadata: ["error_type": "\(type(of: error))", "failures": "\(failures + 1)"])
             notifier.status("sync failed; retrying with backoff")
-            return failures + 1
+            return CycleOutcome(failures: failures + 1)
         }
     }
 }

@@ -14,6 +14,9 @@ public enum ProtocolHeader {
     /// On sync answers: the device's new token; its current one works until this one is first used.
     public static let newToken = "clinicsync-new-token"
 
+    /// On `429 rate_limited`: whole seconds to wait before the device asks again (RFC 9110's own header).
+    public static let retryAfter = "retry-after"
+
     /// The answer headers a client transport must hand to the sync engine.
-    public static let answerHeaders = [storeEpoch, newToken]
+    public static let answerHeaders = [storeEpoch, newToken, retryAfter]
 }

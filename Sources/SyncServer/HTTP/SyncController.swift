@@ -7,15 +7,17 @@ import SyncCore
 /// `POST /v1/enroll` and `POST /v1/sync` over HTTP: a thin adapter over ``SyncEndpoint``, which does the work.
 struct SyncController<Store: ServerStore>: Sendable {
     let endpoint: SyncEndpoint<Store>
+    let rateLimiter: DeviceRateLimiter?
 
-    init(store: Store, limits: SyncLimits, metrics: ServerMetrics) {
+    init(store: Store, limits: SyncLimits, metrics: ServerMetrics, rateLimiter: DeviceRateLimiter? = nil) {
         endpoint = SyncEndpoint(store: store, limits: limits, metrics: metrics)
+        self.rateLimiter = rateLimiter
     }
 
     func addRoutes(to router: Router<SyncRequestContext>) {
         router.post("/v1/enroll", use: enroll)
         router.group("/v1/sync")
-            .add(middleware: EndpointAuthenticator(endpoint: endpoint))
+            .add(middleware: EndpointAuthenticator(endpoint: endpoint, rateLimiter: rateLimiter))
             .post(use: sync)
     }
 
@@ -57,13 +59,20 @@ struct SyncController<Store: ServerStore>: Sendable {
     }
 }
 
-/// Resolves `Authorization: Bearer <token>` to a device (through ``SyncEndpoint``) before anything reads the body.
+/// Resolves `Authorization: Bearer <token>` to a device (through ``SyncEndpoint``) before anything reads the body,
+/// then charges the device's request budget: a device over it is refused before its body costs anything.
 struct EndpointAuthenticator<Store: ServerStore>: RouterMiddleware {
     typealias Context = SyncRequestContext
     let endpoint: SyncEndpoint<Store>
+    let rateLimiter: DeviceRateLimiter?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let device = try await endpoint.authenticate(authorization: request.headers[.authorization])
+        if let wait = rateLimiter?.admit(device.id) {
+            // Debug only: a flooding device would otherwise flood the log too; /metrics counts every refusal.
+            context.logger.debug("rate limited", metadata: ["device": .string(device.id), "retry_after_s": .stringConvertible(wait)])
+            throw Problem.rateLimited(retryAfter: wait)
+        }
         var context = context
         context.device = device
         context.logger[metadataKey: "device"] = .string(device.id)

@@ -60,10 +60,16 @@ extension SQLiteServerStore {
         var acknowledged = device.acknowledged
         var rejected: [Rejection] = []
         var refusedNow: [RejectionReason: Int] = [:]
+        var writeWait: Duration?
         if !request.changes.isEmpty {
-            let outcome = try await writer.write { db in
-                try push(request, device: device, replica: replica, evidence: evidence, db: db)
+            let queued = ContinuousClock.now
+            let store = self
+            let (outcome, wait) = try await pushCommits.run(on: writer) { db in
+                // Measured inside: the time until this push's savepoint begins is the queue it sat in under load.
+                let wait = ContinuousClock.now - queued
+                return (try store.push(request, device: device, replica: replica, evidence: evidence, db: db), wait)
             }
+            writeWait = wait
             switch outcome {
             case .stored(let result): (acknowledged, rejected, accepted, conflicts, refusedNow) = result
             case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
@@ -96,6 +102,7 @@ extension SQLiteServerStore {
         var outcome = SyncOutcome(response: response, accepted: accepted, rejected: rejected.count, conflicts: conflicts,
                                   epoch: try await epoch(), detectedRestore: restored)
         outcome.rejectedByReason = refusedNow
+        outcome.writeWait = writeWait
         return outcome
     }
 
@@ -128,14 +135,14 @@ extension SQLiteServerStore {
         return true
     }
 
-    private enum PushOutcome {
+    enum PushOutcome: Sendable {
         /// Acknowledged counter, rejections to report (replays included), accepted, conflicts, refused by this push.
         case stored((UInt64, [Rejection], Int, Int, [RejectionReason: Int]))
         /// The push re-used counters for other changes: the device now carries on as this replica.
         case rolledBack(ReplicaID, HLC)
     }
 
-    private func push(_ request: SyncRequest, device: Device, replica: ReplicaID, evidence: SyncEvidence, db: Database) throws -> PushOutcome {
+    func push(_ request: SyncRequest, device: Device, replica: ReplicaID, evidence: SyncEvidence, db: Database) throws -> PushOutcome {
         let stored = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM device WHERE id = ?", arguments: [device.id]) ?? 0)
         if try isRolledBack(request, acknowledged: stored, replica: replica, db: db) {
             return try carryOnUnderNewReplica(device: device, replacing: replica, db: db)
@@ -334,13 +341,23 @@ extension SQLiteServerStore {
     func pull(after cursor: UInt64, limit requested: UInt32, for device: Device, limits: SyncLimits, db: Database) throws -> SyncResponse {
         let limit = min(requested == 0 ? limits.defaultPageSize : Int(requested), limits.maxPageSize)
         // Invariant 7: every device, editors included, pulls only its branch and what is for everyone.
+        // Two ranges of the (scope, seq) index, each already in seq order, merged: the cost of a pull is
+        // what it returns, however much other branches wrote since the cursor. (Branch ids are never
+        // empty, so the two ranges never overlap.)
         let sql = """
-            SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
-            WHERE seq > ? AND (scope = '' OR scope = ?) ORDER BY seq LIMIT ?
+            SELECT seq, tbl, row, col, value, hlc, replica FROM (
+                SELECT * FROM (SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
+                               WHERE scope = '' AND seq > ? ORDER BY seq LIMIT ?)
+                UNION ALL
+                SELECT * FROM (SELECT seq, tbl, row, col, value, hlc, replica FROM sync_cell
+                               WHERE scope = ? AND seq > ? ORDER BY seq LIMIT ?)
+            ) ORDER BY seq LIMIT ?
             """
         var changes: [PulledChange] = []
         changes.reserveCapacity(min(limit, 4096))
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [Int64(cursor), device.branch, limit + 1])
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [
+            Int64(cursor), limit + 1, device.branch, Int64(cursor), limit + 1, limit + 1,
+        ])
         var more = false
         var pageBytes = 0
         while let row = try rows.next() {

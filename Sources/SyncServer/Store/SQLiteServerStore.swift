@@ -22,6 +22,8 @@ public struct SQLiteServerStore: ServerStore {
     let ledger: ErasureLedger?
     /// The merge rule's one implementation; `package` so the simulator can switch on its test-only fault.
     package var applier = ChangeApplier(keepsValues: true, reSequencesDuplicates: false)
+    /// Concurrent pushes share one write transaction and its fsync (group commit).
+    let pushCommits = GroupCommit<(PushOutcome, Duration)>()
 
     /// The file name inside the data folder.
     public static let fileName = "server.sqlite"
@@ -228,6 +230,11 @@ public struct SQLiteServerStore: ServerStore {
         migrator.registerMigration("v5-last-contact") { db in
             // Any request with the device's token, refused ones too: "talks to us but fails" at a glance.
             try db.execute(sql: "ALTER TABLE device ADD COLUMN last_contact_at REAL")
+        }
+        migrator.registerMigration("v6-pull-by-scope") { db in
+            // A pull reads its branch's cells and everyone's, each in seq order, without walking the
+            // other branches' cells in between (issue 12: quiet branches' pulls scanned the whole log).
+            try db.execute(sql: "CREATE INDEX sync_cell_scope_seq ON sync_cell(scope, seq)")
         }
         return migrator
     }

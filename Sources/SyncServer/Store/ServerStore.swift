@@ -114,6 +114,8 @@ public struct SyncOutcome: Sendable {
     public var detectedRestore = false
     /// The changes this request refused for the first time, by reason (replays re-report, never re-count).
     public var rejectedByReason: [RejectionReason: Int] = [:]
+    /// How long the push waited for the store's writer before its transaction began; nil when it wrote nothing.
+    public var writeWait: Duration?
 }
 
 /// What a terminal says it already knows of the store, beside its frame (SPEC 7.9): evidence that
