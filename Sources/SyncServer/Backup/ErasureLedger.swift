@@ -4,7 +4,7 @@ import Foundation
 /// restore of a backup taken before an erasure replays it: an erased enquiry stays erased (UK GDPR).
 ///
 /// One JSON line per erased row: the table, the row id and the branch — ids, never patient text.
-/// Appended and fsynced after the commit that erased the row. A crash between the two loses the line,
+/// Appended and fsynced once the write that erased the row has committed. A crash between the two loses the line,
 /// but not the erasure itself; the terminal that asked for it re-sends it after a restore (SPEC 7.9).
 public struct ErasureLedger: Sendable {
     public struct Entry: Codable, Sendable, Equatable {
@@ -63,5 +63,14 @@ public struct ErasureLedger: Sendable {
             }
         }
         return entries
+    }
+}
+
+extension SQLiteServerStore {
+    /// Writes committed erasures to the ledger. A failure is kept for `/healthz`: the erasure itself is
+    /// stored, only its copy for restores is missing.
+    func appendToLedger(_ entries: [ErasureLedger.Entry]) {
+        guard let ledger, !entries.isEmpty else { return }
+        do { try ledger.append(entries) } catch { condition.ledgerFailure = String(describing: error) }
     }
 }

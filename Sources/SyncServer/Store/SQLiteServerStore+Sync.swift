@@ -71,7 +71,9 @@ extension SQLiteServerStore {
             }
             writeWait = wait
             switch outcome {
-            case .stored(let result): (acknowledged, rejected, accepted, conflicts, refusedNow) = result
+            case .stored(let result, let erased):
+                (acknowledged, rejected, accepted, conflicts, refusedNow) = result
+                appendToLedger(erased)
             case .rolledBack(let next, let clock): throw StoreError.rolledBack(to: next, clock: clock)
             }
         } else if (device.lastSeenAt?.timeIntervalSince1970 ?? 0) < Double(wall) / 1000 - Self.lastSeenInterval {
@@ -137,7 +139,8 @@ extension SQLiteServerStore {
 
     enum PushOutcome: Sendable {
         /// Acknowledged counter, rejections to report (replays included), accepted, conflicts, refused by this push.
-        case stored((UInt64, [Rejection], Int, Int, [RejectionReason: Int]))
+        /// What the push stored, and the enquiries it erased (for the ledger, once committed).
+        case stored((UInt64, [Rejection], Int, Int, [RejectionReason: Int]), erased: [ErasureLedger.Entry])
         /// The push re-used counters for other changes: the device now carries on as this replica.
         case rolledBack(ReplicaID, HLC)
     }
@@ -192,7 +195,7 @@ extension SQLiteServerStore {
         try db.execute(sql: "DELETE FROM sync_push_log WHERE replica = ? AND last_counter < ?",
                        arguments: [replica.databaseValue, Int64(acknowledged) - Self.pushLogWindow])
         let refused = Dictionary(rejectedNow.map { ($0.reason, 1) }, uniquingKeysWith: +)
-        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded, refused))
+        return .stored((acknowledged, rejected, toApply.count, session.conflictsRecorded, refused), erased: session.erased)
     }
 
     /// How stale a device's last-seen time may get before a pull records it (seconds): most pulls write nothing.

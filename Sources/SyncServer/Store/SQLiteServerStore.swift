@@ -486,11 +486,11 @@ public struct SQLiteServerStore: ServerStore {
 
     private func erase(_ table: TableID, row: String, requireHeld: Bool) async throws -> Erasure {
         try await guarded {
-            let erasure = try await writer.write { db -> Erasure in
+            let (erasure, erased) = try await writer.write { db -> (Erasure, [ErasureLedger.Entry]) in
                 if requireHeld {
                     let tombstone = try Int64.fetchOne(
                         db, sql: "SELECT value FROM sync_cell WHERE tbl = ? AND row = ? AND col = 0", arguments: [Int64(table.rawValue), row])
-                    if tombstone == Self.erasedTombstone { return .alreadyErased }
+                    if tombstone == Self.erasedTombstone { return (.alreadyErased, []) }
                     guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sync_cell WHERE tbl = ? AND row = ? LIMIT 1", arguments: [Int64(table.rawValue), row]) != nil else {
                         throw StoreError(.notFound, "no \(table.name) \(row) on this server; nothing was erased")
                     }
@@ -499,8 +499,9 @@ public struct SQLiteServerStore: ServerStore {
                 let change = Change(table: table, row: row, operation: .erase, version: Version(hlc: session.tick(), replica: session.serverReplica))
                 try session.apply([(change, nil)])
                 try session.finish()
-                return .erased
+                return (.erased, session.erased)
             }
+            appendToLedger(erased)
             if erasure == .erased { await StorageConfiguration.checkpointTruncating(writer) }
             return erasure
         }

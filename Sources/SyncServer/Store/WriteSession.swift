@@ -16,15 +16,14 @@ struct WriteSession {
     private(set) var lastSeq: Int64
     private let restoredAtSeq: Int64?
     private(set) var conflictsRecorded = 0
-    private let ledger: ErasureLedger?
-    private let condition: StoreCondition
+    /// Enquiries this session erased, for the erasure ledger: written by the caller once the write that
+    /// holds them has committed (a push's savepoint can roll back inside a shared transaction).
+    private(set) var erased: [ErasureLedger.Entry] = []
     /// The device whose push this is, for the audit log; nil for the server's own writes.
     var actor: String?
 
     init(db: Database, store: SQLiteServerStore) throws {
         self.db = db
-        ledger = store.ledger
-        condition = store.condition
         applier = store.applier
         wall = store.clock
         serverReplica = try SQLiteServerStore.serverReplica(db)
@@ -132,15 +131,11 @@ struct WriteSession {
         }
     }
 
-    /// Audits the erasure, and writes it to the ledger once its transaction commits, so a later restore replays it.
-    private func recordErasure(of row: String, in branch: String) throws {
+    /// Audits the erasure and keeps it for the erasure ledger, so a later restore replays it.
+    private mutating func recordErasure(of row: String, in branch: String) throws {
         let now = Double(wall.milliseconds()) / 1000
         try SQLiteServerStore.audit("enquiry_erased", device: actor, branch: branch, detail: ["row": row, "by": actor == nil ? "admin" : "device"], at: now, db: db)
-        guard let ledger else { return }
-        let entry = ErasureLedger.Entry(table: TableID.enquiry.name, row: row, branch: branch, erasedAt: Date(timeIntervalSince1970: now))
-        db.afterNextTransaction(onCommit: { [condition] _ in
-            do { try ledger.append([entry]) } catch { condition.ledgerFailure = String(describing: error) }
-        })
+        erased.append(ErasureLedger.Entry(table: TableID.enquiry.name, row: row, branch: branch, erasedAt: Date(timeIntervalSince1970: now)))
     }
 
     private mutating func handle(_ outcome: ChangeApplier.Outcome, of change: Change, scope: String, detectConflicts: Bool) throws {
