@@ -301,7 +301,8 @@ public struct LoadGenerator: Sendable {
                                                     headers: [ProtocolHeader.pending: "0", ProtocolHeader.appVersion: BuildInfo.version])
             guard response.status == 200 else {
                 stats.failed("\(response.status) \(problemCode(response.body) ?? "-")")
-                let wait = response.status == 429 ? Double(response.headers[ProtocolHeader.retryAfter].flatMap { Int($0) } ?? 1) : 1
+                // Bounded: a header of 2^62 would trap when made milliseconds.
+                let wait = response.status == 429 ? Double(min(3_600, max(1, response.headers[ProtocolHeader.retryAfter].flatMap { Int($0) } ?? 1))) : 1
                 try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
                 return false
             }

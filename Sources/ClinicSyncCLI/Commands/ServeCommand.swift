@@ -54,7 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
         guard !host.isEmpty else { throw ValidationError("--host must not be empty (127.0.0.1 for this machine only, 0.0.0.0 for every interface)") }
         try Check.port(port)
         try Check.range(maxBody, 1_024...(1 << 30), "--max-body", unit: "bytes")
-        try Check.range(maxInflated, maxBody...(4 << 30), "--max-inflated", unit: "bytes (at least --max-body)")
+        // min(): a reversed range would trap, whatever order the checks above are in.
+        try Check.range(maxInflated, min(maxBody, 4 << 30)...(4 << 30), "--max-inflated", unit: "bytes (at least --max-body)")
         try Check.range(maxRatio, 2...1_000_000, "--max-ratio")
         try Check.range(maxChanges, 1...1_000_000, "--max-changes")
         try Check.range(maxPage, 1...1_000_000, "--max-page")
